@@ -1,0 +1,1 @@
+"""What every domain leans on: settings, database, messages, the idempotent handler core."""

@@ -1,0 +1,1 @@
+"""What gets done: each marketplace domain's logic and its actors."""

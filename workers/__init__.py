@@ -1,0 +1,1 @@
+"""What runs: the worker, the outbox relay, the HTTP API and the command line."""
