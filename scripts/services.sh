@@ -33,3 +33,12 @@ if ! answers 5672; then
   fi
 fi
 wait_for 5672 RabbitMQ 60
+
+# The management API (vhost creation, queue overview) and the Prometheus endpoint; idempotent.
+if command -v rabbitmq-plugins >/dev/null 2>&1; then
+  enabled=$(rabbitmq-plugins list -e -m 2>/dev/null || true)
+  if ! grep -q '^rabbitmq_management$' <<<"$enabled" || ! grep -q '^rabbitmq_prometheus$' <<<"$enabled"; then
+    rabbitmq-plugins enable rabbitmq_management rabbitmq_prometheus >/dev/null
+  fi
+fi
+wait_for 15672 "RabbitMQ management API" 30

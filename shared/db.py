@@ -1,0 +1,55 @@
+"""The declarative base with a constraint naming convention, and engine/session builders.
+
+Engines are built from Settings by whoever owns the process (worker middleware, API app, relay),
+never at import time.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, MetaData, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from shared.config import Settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Every table of every domain; Alembic revisions are written against this metadata."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def build_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
+    """A pooled engine; `pool_pre_ping` so a database restart costs one reconnect, not a failure."""
+    return create_engine(
+        settings.database_url,
+        pool_size=pool_size or settings.database_pool_size,
+        max_overflow=4,
+        pool_pre_ping=True,
+    )
+
+
+def build_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit (handlers read them back)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def database_name(settings: Settings) -> str:
+    """The database named in the URL, which `circulate setup` creates when it is missing."""
+    name = make_url(settings.database_url).database
+    if not name:
+        raise ValueError("CIRCULATE_DATABASE_URL names no database")
+    return name
+
+
+def libpq_url(settings: Settings) -> str:
+    """The database URL without SQLAlchemy's driver suffix, for plain (async) psycopg connections."""
+    return make_url(settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -1,0 +1,54 @@
+"""Why a message died: one row per dead-lettered message id, beside its `.XQ` copy.
+
+The `.XQ` copy is the body as delivered; it has no traceback and no reason. The dead-letter
+middleware writes them here when Dramatiq rejects a message, keyed by message id so a message that
+dies again after a re-drive updates its row (attempts, last failure) instead of adding one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Integer, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from shared.db import Base
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letters"
+
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    queue_name: Mapped[str] = mapped_column(String(100))
+    actor_name: Mapped[str] = mapped_column(String(100))
+    message: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    exception_type: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    host: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), server_default="dead")
+    first_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+_UPSERT = text(
+    """
+    INSERT INTO dead_letters (message_id, queue_name, actor_name, message, exception_type, reason,
+                              traceback, attempts, host, status)
+    VALUES (:message_id, :queue_name, :actor_name, CAST(:message AS jsonb), :exception_type, :reason,
+            :traceback, :attempts, :host, 'dead')
+    ON CONFLICT (message_id) DO UPDATE SET
+        message = EXCLUDED.message, exception_type = EXCLUDED.exception_type,
+        reason = EXCLUDED.reason, traceback = EXCLUDED.traceback,
+        attempts = dead_letters.attempts + EXCLUDED.attempts, host = EXCLUDED.host,
+        status = 'dead', last_failed_at = now()
+    """
+)
+
+
+def record(session: Session, **fields: Any) -> None:
+    """Insert or refresh the reason for one dead message (see the module docstring)."""
+    session.execute(_UPSERT, fields)

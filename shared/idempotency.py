@@ -1,0 +1,75 @@
+"""The inbox: one row per idempotency key ever handled. The only deduplication code there is.
+
+`claim` runs inside the handler's transaction, so the key is taken if and only if the effects
+commit. A concurrent duplicate blocks on the primary key until the first transaction ends, then
+sees the conflict; if the first rolled back, the second proceeds.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import uuid
+from datetime import datetime
+
+from sqlalchemy import DateTime, String, Uuid, delete, func, select, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from shared.db import Base
+from shared.messages import Envelope, Payload
+
+
+class ProcessedMessage(Base):
+    __tablename__ = "processed_messages"
+
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(100))
+    message_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Claim(enum.Enum):
+    CLAIMED = "claimed"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+
+
+def content_hash(kind: str, payload: Payload) -> str:
+    """Stable hash of what a message asks for, to tell a replay from a key reused for other content."""
+    canonical = json.dumps(
+        {"kind": kind, "payload": payload.model_dump(mode="json")}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_CLAIM = text(
+    "INSERT INTO processed_messages (idempotency_key, kind, message_id, content_hash) "
+    "VALUES (:key, :kind, :message_id, :hash) ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1"
+)
+
+
+def claim(session: Session, envelope: Envelope, payload: Payload) -> Claim:
+    """Take the envelope's key for this transaction; say whether it was free, replayed or reused."""
+    digest = content_hash(envelope.kind, payload)
+    params = {
+        "key": envelope.idempotency_key,
+        "kind": envelope.kind,
+        "message_id": envelope.message_id,
+        "hash": digest,
+    }
+    if session.execute(_CLAIM, params).first() is not None:
+        return Claim.CLAIMED
+    stored = session.execute(
+        select(ProcessedMessage.content_hash).where(
+            ProcessedMessage.idempotency_key == envelope.idempotency_key
+        )
+    ).scalar_one_or_none()
+    return Claim.DUPLICATE if stored == digest else Claim.CONFLICT
+
+
+def prune(session: Session, *, older_than: datetime) -> int:
+    """Forget keys older than any message can still be (see Settings.max_age_ms)."""
+    result = session.execute(delete(ProcessedMessage).where(ProcessedMessage.processed_at < older_than))
+    return int(result.rowcount)  # type: ignore[attr-defined]

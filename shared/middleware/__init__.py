@@ -1,0 +1,1 @@
+"""Dramatiq middleware owned by Circulate: process resources, dead-letter reasons, metrics."""

@@ -1,0 +1,58 @@
+"""Records why a message was dead-lettered, at the moment Dramatiq rejects it.
+
+Rejection (`nack`) routes the message to its `.XQ` through the queue's dead-letter exchange; this
+middleware adds the reason, exception type, traceback, attempt count and host to
+`dead_letters`. If the database is down at that moment the `.XQ` copy still holds the message and
+the archive sweeper records it later, so a failure here is logged and never re-raised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import Middleware
+
+from shared import dead_letters
+from shared.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def describe_failure(message: Any) -> tuple[str, str, str | None]:
+    """Exception type, reason and traceback of a failed message proxy."""
+    exception: BaseException | None = getattr(message, "_exception", None)
+    if exception is None:
+        return "Rejected", "rejected without an exception", None
+    text = "".join(traceback.format_exception(exception)) if exception.__traceback__ else None
+    return type(exception).__name__, str(exception) or type(exception).__name__, text
+
+
+class DeadLetterRecorder(Middleware):  # type: ignore[misc]
+    def __init__(self, runtime: Callable[[], Runtime]) -> None:
+        self._runtime = runtime
+        self._host = socket.gethostname()
+
+    def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
+        exception_type, reason, trace = describe_failure(message)
+        fields = {
+            "message_id": message.message_id,
+            "queue_name": message.queue_name,
+            "actor_name": message.actor_name,
+            "message": json.dumps(message._message.asdict(), default=str),
+            "exception_type": exception_type,
+            "reason": reason[:10_000],
+            "traceback": trace,
+            "attempts": int(message.options.get("retries", 0)) + 1,
+            "host": self._host,
+        }
+        try:
+            with self._runtime().sessions.begin() as session:
+                dead_letters.record(session, **fields)
+        except Exception:
+            logger.exception("could not record the dead-letter reason of %s", message.message_id)

@@ -1,0 +1,129 @@
+"""The transactional outbox: follow-up messages written in the same transaction as the effects.
+
+A row is a complete Dramatiq message (JSON bytes) plus the queue it goes to. The relay
+(`workers/relay.py`) publishes unpublished rows with windowed publisher confirms and marks them;
+`claim_batch` uses `FOR UPDATE SKIP LOCKED` so several relays never publish the same row.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, String, Uuid, func, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from shared.db import Base
+from shared.messages import Envelope, Payload
+
+
+class OutboxRow(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    message_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    queue_name: Mapped[str] = mapped_column(String(100))
+    actor_name: Mapped[str] = mapped_column(String(100))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    delay_ms: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        Index("ix_outbox_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
+    )
+
+
+def encode_message(envelope: Envelope, payload: Payload, *, delay_ms: int | None = None) -> bytes:
+    """The Dramatiq wire form: actor name is the payload kind, kwargs are envelope and payload."""
+    options: dict[str, object] = {}
+    if delay_ms:
+        options["eta"] = int(time.time() * 1000) + delay_ms
+    message = {
+        "queue_name": payload.queue,
+        "actor_name": payload.kind,
+        "args": [],
+        "kwargs": {"envelope": envelope.model_dump(mode="json"), "payload": payload.model_dump(mode="json")},
+        "options": options,
+        "message_id": str(envelope.message_id),
+        "message_timestamp": int(envelope.produced_at.timestamp() * 1000),
+    }
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+_INSERT = text(
+    "INSERT INTO outbox (message_id, queue_name, actor_name, body, delay_ms) "
+    "VALUES (:message_id, :queue_name, :actor_name, :body, :delay_ms)"
+)
+
+
+@dataclass
+class Outbox:
+    """Adds messages to the outbox inside `session`'s transaction; they exist iff it commits.
+
+    Follow-up messages inherit the correlation id and trace context of the message being handled,
+    and derive their idempotency key from its key, so a handler that runs again after a rollback
+    writes the very same keys.
+    """
+
+    session: Session
+    correlation_id: str
+    parent_key: str | None = None
+    traceparent: str | None = None
+
+    def add(
+        self,
+        payload: Payload,
+        *,
+        idempotency_key: str | None = None,
+        key_suffix: str = "",
+        delay_ms: int | None = None,
+    ) -> Envelope:
+        key = idempotency_key or self._derived_key(payload, key_suffix)
+        envelope = Envelope(
+            idempotency_key=key,
+            kind=payload.kind,
+            correlation_id=self.correlation_id,
+            traceparent=self.traceparent,
+        )
+        self.session.execute(
+            _INSERT,
+            {
+                "message_id": envelope.message_id,
+                "queue_name": payload.queue,
+                "actor_name": payload.kind,
+                "body": encode_message(envelope, payload, delay_ms=delay_ms),
+                "delay_ms": delay_ms,
+            },
+        )
+        return envelope
+
+    def _derived_key(self, payload: Payload, suffix: str) -> str:
+        if self.parent_key is None:
+            raise ValueError("a message enqueued outside a handler needs an explicit idempotency_key")
+        key = f"{self.parent_key}>{payload.kind}"
+        return f"{key}:{suffix}" if suffix else key
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    id: int
+    message_id: uuid.UUID
+    queue_name: str
+    body: bytes
+    delay_ms: int | None
+
+
+def backlog(session: Session) -> tuple[int, float]:
+    """Unpublished rows and the age in seconds of the oldest, for metrics and the demo."""
+    row = session.execute(
+        text(
+            "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) "
+            "FROM outbox WHERE published_at IS NULL"
+        )
+    ).one()
+    return int(row[0]), float(row[1])

@@ -1,0 +1,69 @@
+"""Fulfilment's wire contract: the payloads its actors take (kinds are stable dotted names)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, ClassVar
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+from shared.messages import Payload
+
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217")]
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    line1: str = Field(min_length=1, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    postcode: str = Field(min_length=1, max_length=20)
+    country: CountryCode
+
+
+class Party(BaseModel):
+    """A buyer or a seller as checkout knows them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=100)
+    email: Email
+    name: str = Field(min_length=1, max_length=200)
+    address: Address
+
+
+class PlaceOrder(Payload):
+    """Checkout took the buyer's payment for one listing: fulfil the order."""
+
+    kind: ClassVar[str] = "fulfilment.place_order"
+    queue: ClassVar[str] = "fulfilment"
+
+    order_id: UUID
+    listing_id: UUID
+    buyer: Party
+    seller: Party
+    market: CountryCode
+    currency: CurrencyCode
+    item_price_minor: StrictInt = Field(gt=0, description="item price in minor units (pence, cents)")
+    shipping_price_minor: StrictInt = Field(ge=0, description="shipping price in minor units")
+    placed_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _buyer_is_not_seller(self) -> PlaceOrder:
+        if self.buyer.id == self.seller.id:
+            raise ValueError("buyer and seller must be different people")
+        return self
+
+
+class CancelOrder(Payload):
+    """The buyer (or support) asks to cancel an order before it ships."""
+
+    kind: ClassVar[str] = "fulfilment.cancel_order"
+    queue: ClassVar[str] = "fulfilment"
+
+    order_id: UUID
+    reason: str = Field(default="buyer_request", min_length=1, max_length=200)
+    requested_at: datetime | None = None

@@ -1,0 +1,46 @@
+"""Fulfilment's tables: an order and the history of its state transitions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, String, Text, Uuid, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import Base
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    listing_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    buyer_id: Mapped[str] = mapped_column(String(100))
+    seller_id: Mapped[str] = mapped_column(String(100))
+    buyer: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    seller: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    market: Mapped[str] = mapped_column(String(2))
+    currency: Mapped[str] = mapped_column(String(3))
+    item_price_minor: Mapped[int] = mapped_column(BigInteger)
+    shipping_price_minor: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(30))
+    placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class OrderTransition(Base):
+    __tablename__ = "order_transitions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(30))
+    to_state: Mapped[str] = mapped_column(String(30))
+    event: Mapped[str] = mapped_column(String(50))
+    cause: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,195 @@
+"""Double-entry posting rules: which accounts move, by how much, for each money event of an order.
+
+Amounts are signed integers in minor units: a debit is positive and a credit negative, so a
+transaction balances exactly when its entries sum to zero in each currency. The rules build
+transactions through `JournalTransaction.balanced`, which refuses an unbalanced one with
+`UnbalancedPosting` instead of letting it reach the journal.
+
+    payment_captured   buyer_payments_clearing   Dr buyer_total
+                       seller:<id>:pending       Cr seller_net
+                       commission_revenue        Cr commission
+                       buyer_fee_revenue         Cr buyer_fee
+                       carrier_payable           Cr shipping
+    funds_released     seller:<id>:pending       Dr seller_net
+                       seller:<id>:available     Cr seller_net
+    payment_reversed   every capture credit above, debited back
+                       refunds_payable           Cr buyer_total
+
+A reversal undoes the capture only while the seller's net is still pending: once funds are released
+they may already be paid out, and clawing them back is a different process. The order state machine
+(`tasks.fulfilment.states`) guarantees the ordering: an order can be cancelled (and so reversed) only
+before it ships, and funds are released only after delivery. The money the buyer paid stays in
+clearing and is now owed back through refunds_payable until the payment provider confirms the refund.
+
+Each posting key is derived from the kind and the order, so replaying the same event produces the same
+key; `same_content` tells an honest replay from a conflicting one.
+
+Lines of zero are left out: a zero-commission market would otherwise write a commission_revenue line
+that carries no information on every order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID
+
+from shared.errors import PermanentError
+from shared.money import Money
+from tasks.ledger.fees import FeeQuote
+
+BUYER_PAYMENTS_CLEARING = "buyer_payments_clearing"
+COMMISSION_REVENUE = "commission_revenue"
+BUYER_FEE_REVENUE = "buyer_fee_revenue"
+CARRIER_PAYABLE = "carrier_payable"
+REFUNDS_PAYABLE = "refunds_payable"
+
+PAYMENT_CAPTURED = "payment_captured"
+FUNDS_RELEASED = "funds_released"
+PAYMENT_REVERSED = "payment_reversed"
+
+
+def seller_pending(seller_id: UUID) -> str:
+    """Owed to the seller but held until the buyer has the item."""
+    return f"seller:{seller_id}:pending"
+
+
+def seller_available(seller_id: UUID) -> str:
+    """Owed to the seller and free to pay out."""
+    return f"seller:{seller_id}:available"
+
+
+def posting_key(kind: str, order_id: UUID) -> str:
+    """One posting per kind and order: the key the journal's unique index deduplicates on."""
+    return f"{kind}:{order_id}"
+
+
+class UnbalancedPosting(PermanentError):
+    """A transaction whose entries do not sum to zero in some currency: a bug in a rule, never retried."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of a transaction; debit positive, credit negative."""
+
+    account: str
+    amount_minor: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        Money(self.amount_minor, self.currency)  # the same integer and ISO 4217 rules as any amount
+
+
+@dataclass(frozen=True, slots=True)
+class JournalTransaction:
+    """A set of entries posted together under one key.
+
+    The plain constructor does not check the balance, so that transactions read back from storage can
+    be audited by `find_violations`; rules build through `balanced`, which does.
+    """
+
+    posting_key: str
+    kind: str
+    order_id: UUID
+    entries: tuple[Entry, ...]
+
+    @classmethod
+    def balanced(
+        cls, *, posting_key: str, kind: str, order_id: UUID, entries: Iterable[Entry]
+    ) -> JournalTransaction:
+        """Build a transaction, refusing one that does not balance in every currency."""
+        transaction = cls(posting_key=posting_key, kind=kind, order_id=order_id, entries=tuple(entries))
+        if imbalance := transaction.imbalance():
+            raise UnbalancedPosting(f"{posting_key} does not balance: off by {imbalance}")
+        return transaction
+
+    def imbalance(self) -> dict[str, int]:
+        """Sum of entries per currency, for the currencies that do not sum to zero."""
+        totals: defaultdict[str, int] = defaultdict(int)
+        for entry in self.entries:
+            totals[entry.currency] += entry.amount_minor
+        return {currency: total for currency, total in totals.items() if total}
+
+
+def payment_captured(
+    order_id: UUID, seller_id: UUID, quote: FeeQuote, shipping_price_minor: int
+) -> JournalTransaction:
+    """The buyer has paid: split the payment between the seller (held), the marketplace and the carrier."""
+    lines = _capture_lines(seller_id, quote, shipping_price_minor)
+    return _rule(PAYMENT_CAPTURED, order_id, quote.currency, lines)
+
+
+def funds_released(order_id: UUID, seller_id: UUID, quote: FeeQuote) -> JournalTransaction:
+    """The hold has elapsed: the seller's net becomes available for payout."""
+    net = quote.seller_net_minor
+    lines = [(seller_pending(seller_id), net), (seller_available(seller_id), -net)]
+    return _rule(FUNDS_RELEASED, order_id, quote.currency, lines)
+
+
+def payment_reversed(
+    order_id: UUID, seller_id: UUID, quote: FeeQuote, shipping_price_minor: int
+) -> JournalTransaction:
+    """Undo a capture before release: debit back every capture credit and owe the buyer what they paid.
+
+    Built from the capture's own lines rather than restated, so the two rules cannot drift apart.
+    """
+    capture = _capture_lines(seller_id, quote, shipping_price_minor)
+    debits = [(account, -amount) for account, amount in capture if account != BUYER_PAYMENTS_CLEARING]
+    lines = [*debits, (REFUNDS_PAYABLE, -quote.buyer_total_minor)]
+    return _rule(PAYMENT_REVERSED, order_id, quote.currency, lines)
+
+
+def trial_balance(entries: Iterable[Entry]) -> dict[str, dict[str, int]]:
+    """Balance of every account touched, per currency; each currency's balances sum to zero in a sound
+    journal. Sorted, so two runs over the same journal print the same report."""
+    balances: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for entry in entries:
+        balances[entry.currency][entry.account] += entry.amount_minor
+    return {currency: dict(sorted(balances[currency].items())) for currency in sorted(balances)}
+
+
+def find_violations(transactions: Iterable[JournalTransaction]) -> list[str]:
+    """Human-readable problems in a journal: unbalanced transactions and posting keys used more than once.
+
+    Returns every problem rather than stopping at the first, because the report is read by a person
+    deciding what to repair.
+    """
+    by_key: defaultdict[str, list[JournalTransaction]] = defaultdict(list)
+    problems = []
+    for transaction in transactions:
+        by_key[transaction.posting_key].append(transaction)
+        if imbalance := transaction.imbalance():
+            problems.append(f"{transaction.posting_key}: unbalanced, entries sum to {imbalance}")
+    for key, posted in by_key.items():
+        if len(posted) > 1:
+            conflicting = any(not same_content(posted[0], other) for other in posted[1:])
+            detail = "with different content" if conflicting else "with the same content"
+            problems.append(f"{key}: posted {len(posted)} times {detail}")
+    return problems
+
+
+def same_content(a: JournalTransaction, b: JournalTransaction) -> bool:
+    """Whether two transactions book the same thing: an honest replay rather than a conflict.
+
+    Entries are compared as a multiset because their order carries no meaning and storage may return
+    them in any order. The posting key is not compared: callers match on it first.
+    """
+    return (a.kind, a.order_id) == (b.kind, b.order_id) and Counter(a.entries) == Counter(b.entries)
+
+
+def _capture_lines(seller_id: UUID, quote: FeeQuote, shipping_price_minor: int) -> list[tuple[str, int]]:
+    return [
+        (BUYER_PAYMENTS_CLEARING, quote.buyer_total_minor),
+        (seller_pending(seller_id), -quote.seller_net_minor),
+        (COMMISSION_REVENUE, -quote.commission_minor),
+        (BUYER_FEE_REVENUE, -quote.buyer_fee_minor),
+        (CARRIER_PAYABLE, -shipping_price_minor),
+    ]
+
+
+def _rule(kind: str, order_id: UUID, currency: str, lines: Iterable[tuple[str, int]]) -> JournalTransaction:
+    entries = (Entry(account, amount, currency) for account, amount in lines if amount)
+    return JournalTransaction.balanced(
+        posting_key=posting_key(kind, order_id), kind=kind, order_id=order_id, entries=entries
+    )

@@ -1,0 +1,163 @@
+"""The SMTP adapter: hands one email to the relay and says whether a retry can help.
+
+SMTP failures map onto the two error families the actor factory understands: a connection that
+fails, times out or drops, and any 4xx reply, is `MailUnavailable` (transient, retried with
+backoff); a 5xx reply, or a server that lacks something we are configured to use (STARTTLS,
+AUTH), is `MailRejected` (permanent, dead-lettered). The caller supplies the Message-ID, derived
+from the notification's dedupe key, so a resend after a crash is recognisable as a duplicate.
+
+One connection per send: notifications are low volume, and it leaves no half-dead connection
+to recover after a relay restart.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Mapping
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from shared.errors import ConfigurationError, InvalidMessage, PermanentError, TransientError
+
+# Set by `send` itself; letting callers override them would break the dedupe guarantee.
+_RESERVED_HEADERS = frozenset({"message-id", "date", "from", "to", "subject"})
+
+
+class MailUnavailable(TransientError):
+    """The relay could not take the mail now (no connection, timeout, 4xx); retrying may work."""
+
+    def __init__(self, message: str, *, smtp_code: int | None = None) -> None:
+        super().__init__(message)
+        self.smtp_code = smtp_code
+
+
+class MailRejected(PermanentError):
+    """The relay refused the mail for good (5xx, or a missing capability); retrying cannot help."""
+
+    def __init__(self, message: str, *, smtp_code: int | None = None) -> None:
+        super().__init__(message)
+        self.smtp_code = smtp_code
+
+
+class Mailer:
+    """Sends plain-text notifications through one SMTP relay; `timeout_s` bounds each network step."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        sender: str,
+        timeout_s: float,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+    ) -> None:
+        if (username is None) != (password is None):
+            raise ConfigurationError("SMTP username and password must be given together")
+        self._host = host
+        self._port = port
+        self._sender = sender
+        self._timeout_s = timeout_s
+        self._username = username
+        self._password = password
+        self._starttls = starttls
+
+    def send(
+        self,
+        *,
+        to: str,
+        subject: str,
+        body: str,
+        message_id: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Deliver one email; returns once the relay has accepted it (a 250 after DATA).
+
+        Raises `MailUnavailable`, `MailRejected`, or `InvalidMessage` when the email itself cannot be
+        built (a header with a line break, a malformed Message-ID).
+        """
+        message = self._build(to=to, subject=subject, body=body, message_id=message_id, headers=headers)
+        try:
+            connection = smtplib.SMTP(self._host, self._port, timeout=self._timeout_s)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _classify(exc, self._host, self._port) from exc
+        delivered = False
+        try:
+            self._deliver(connection, message, to)
+            delivered = True
+        except (smtplib.SMTPException, OSError) as exc:
+            raise _classify(exc, self._host, self._port) from exc
+        finally:
+            _hang_up(connection, politely=delivered)
+
+    def close(self) -> None:
+        """Nothing to release (one connection per send); present so Runtime closes every client alike."""
+
+    def _build(
+        self, *, to: str, subject: str, body: str, message_id: str, headers: Mapping[str, str] | None
+    ) -> EmailMessage:
+        if not (message_id.startswith("<") and message_id.endswith(">") and "@" in message_id):
+            raise InvalidMessage(f"not an RFC 5322 Message-ID: {message_id!r}")
+        extra = dict(headers or {})
+        clashing = sorted(name for name in extra if name.lower() in _RESERVED_HEADERS)
+        if clashing:
+            raise InvalidMessage(f"headers set by the mailer cannot be overridden: {clashing}")
+        message = EmailMessage()
+        try:
+            message["Message-ID"] = message_id
+            message["Date"] = formatdate(usegmt=True)
+            message["From"] = self._sender
+            message["To"] = to
+            message["Subject"] = subject
+            # RFC 3834: tells autoresponders (out-of-office, vacation) not to answer a notification.
+            message["Auto-Submitted"] = "auto-generated"
+            for name, value in extra.items():
+                message[name] = value
+        except ValueError as exc:  # the email policy refuses CR/LF in a header value
+            raise InvalidMessage(f"cannot build the email: {exc}") from exc
+        message.set_content(body)
+        return message
+
+    def _deliver(self, connection: smtplib.SMTP, message: EmailMessage, to: str) -> None:
+        if self._starttls:
+            connection.starttls(context=ssl.create_default_context())
+        if self._username is not None and self._password is not None:
+            connection.login(self._username, self._password)
+        connection.send_message(message, from_addr=self._sender, to_addrs=[to])
+
+
+def _hang_up(connection: smtplib.SMTP, *, politely: bool) -> None:
+    # After a failure the link may be dead: QUIT would only wait out another timeout. After
+    # success, a failing QUIT must not turn a delivered mail into a retry, hence the swallow.
+    if politely:
+        try:
+            connection.quit()
+            return
+        except (smtplib.SMTPException, OSError):
+            pass
+    connection.close()
+
+
+def _classify(exc: smtplib.SMTPException | OSError, host: str, port: int) -> MailUnavailable | MailRejected:
+    where = f"SMTP relay {host}:{port}"
+    code: int | None
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        # One recipient per send; with several, any 4xx means a retry may still get through.
+        code = min((code for code, _ in exc.recipients.values()), default=None)
+        detail = "; ".join(f"{rcpt}: {c} {_text(reply)}" for rcpt, (c, reply) in exc.recipients.items())
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        code, detail = exc.smtp_code, f"{exc.smtp_code} {_text(exc.smtp_error)}"
+    elif isinstance(exc, smtplib.SMTPServerDisconnected | OSError):
+        return MailUnavailable(f"{where} unreachable: {exc!r}")
+    else:  # e.g. SMTPNotSupportedError: the relay lacks STARTTLS, AUTH or SMTPUTF8; it will not grow it
+        return MailRejected(f"{where} cannot take this mail: {exc}")
+    if code is not None and 500 <= code < 600:
+        return MailRejected(f"{where} rejected the mail: {detail}", smtp_code=code)
+    # 4xx, or smtplib's -1 for a garbled reply: both are worth another try.
+    return MailUnavailable(f"{where} deferred the mail: {detail}", smtp_code=code)
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply

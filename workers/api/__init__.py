@@ -1,0 +1,1 @@
+"""`circulate api`: the HTTP enqueue API for checkout, listings and support services."""

@@ -1,0 +1,63 @@
+"""The API application: routes, error handlers, body limit, health and readiness."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from shared.config import Settings
+from shared.db import build_engine, build_sessionmaker
+from workers.api import orders
+from workers.api.errors import install_error_handlers
+from workers.api.limits import BodySizeLimit
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """An app for `settings`; the engine is opened at startup and disposed at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = build_engine(settings)
+        app.state.engine = engine
+        app.state.sessions = build_sessionmaker(engine)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Circulate enqueue API",
+        version="1",
+        description="Enqueue marketplace jobs (orders, cancellations) and read order state.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(orders.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> Any:
+        """The database answers; a 503 takes this instance out of a load balancer."""
+        try:
+            with app.state.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as error:  # noqa: BLE001
+            return JSONResponse(status_code=503, content={"status": "unavailable", "database": str(error)[:200]})
+        return {"status": "ready"}
+
+    return app
+
+
+def serve(settings: Settings, *, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)

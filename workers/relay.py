@@ -1,0 +1,84 @@
+"""The outbox relay process (`circulate relay`): publishes outbox rows until told to stop.
+
+Latency: when a pass fills its batch the next starts at once; otherwise the relay waits the short
+poll interval (50 ms by default). A lost database or broker connection is reopened with a capped
+backoff, so a restart of either costs a pause, not the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+import psycopg
+
+from shared.config import Settings
+from shared.db import libpq_url
+from shared.relay import open_channel, prune, relay_once
+
+logger = logging.getLogger(__name__)
+
+PRUNE_EVERY_S = 30.0
+MAX_RECONNECT_WAIT_S = 5.0
+
+
+async def run_relay(settings: Settings, stop: asyncio.Event) -> int:
+    """Relay until `stop` is set; returns how many messages were published."""
+    published = 0
+    wait = 0.1
+    while not stop.is_set():
+        try:
+            published += await _relay_connected(settings, stop)
+        except (OSError, psycopg.Error, ConnectionError, Exception) as error:  # noqa: BLE001
+            if stop.is_set():
+                break
+            logger.warning("relay lost a connection (%s); reconnecting in %.1fs", error, wait)
+            await _sleep_or_stop(stop, wait)
+            wait = min(wait * 2, MAX_RECONNECT_WAIT_S)
+        else:
+            wait = 0.1
+    return published
+
+
+async def _relay_connected(settings: Settings, stop: asyncio.Event) -> int:
+    published = 0
+    poll_s = settings.relay_poll_interval_ms / 1000
+    conn = await psycopg.AsyncConnection.connect(libpq_url(settings))
+    connection, channel = await open_channel(settings.amqp_url)
+    last_prune = 0.0
+    try:
+        while not stop.is_set():
+            result = await relay_once(conn, channel, limit=settings.relay_batch_size)
+            published += result.published
+            if time.monotonic() - last_prune > PRUNE_EVERY_S:
+                await prune(conn, retention_s=settings.outbox_retention_s)
+                last_prune = time.monotonic()
+            if result.claimed < settings.relay_batch_size:
+                await _sleep_or_stop(stop, poll_s)
+    finally:
+        await connection.close()
+        await conn.close()
+    return published
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+def main(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT; the batch in flight finishes (or rolls back) first."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        total = await run_relay(settings, stop)
+        logger.info("relay stopped after publishing %d messages", total)
+
+    asyncio.run(runner())
