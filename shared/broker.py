@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from typing import Any
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
 from dramatiq.common import dq_name, xq_name
 from dramatiq.encoder import Encoder, MessageData
 from dramatiq.middleware import (
@@ -88,8 +89,23 @@ def undecodable_message(data: bytes, reason: str) -> MessageData:
         "kwargs": {"reason": reason, "raw": data.decode("utf-8", errors="replace")[:10_000]},
         "options": {},
         "message_id": str(uuid.UUID(digest[:32])),
-        "message_timestamp": 0,
+        # Stamped now, so the age limit never pre-empts the reason with its own.
+        "message_timestamp": int(time.time() * 1000),
     }
+
+
+class CirculateConsumer(_RabbitmqConsumer):  # type: ignore[misc]
+    """Trusts the queue a message came from, not the queue its body names.
+
+    Dramatiq routes acks through `message.queue_name`; a body naming another queue (or the
+    undecodable stand-in) would otherwise crash the worker thread instead of being dead-lettered.
+    """
+
+    def __next__(self) -> Any:
+        delivered = super().__next__()
+        if delivered is not None and delivered.queue_name != self.queue_name:
+            delivered._message = delivered._message.copy(queue_name=self.queue_name)
+        return delivered
 
 
 class CirculateBroker(RabbitmqBroker):  # type: ignore[misc]
@@ -99,6 +115,10 @@ class CirculateBroker(RabbitmqBroker):  # type: ignore[misc]
         super().__init__(url=settings.amqp_url, confirm_delivery=True, middleware=middleware)
         self.queue_type = settings.queue_type
         self.delivery_limit = settings.delivery_limit
+
+    @property
+    def consumer_class(self) -> type[CirculateConsumer]:
+        return CirculateConsumer
 
     def _build_queue_arguments(self, queue_name: str) -> dict[str, Any]:
         arguments: dict[str, Any] = {
@@ -143,4 +163,3 @@ def build_broker(settings: Settings, *, extra_middleware: list[Middleware] | Non
     """A broker for `settings`; also installs the strict encoder process-wide (Dramatiq has one)."""
     dramatiq.set_encoder(StrictJSONEncoder())
     return CirculateBroker(settings=settings, middleware=build_middleware(settings, extra_middleware or []))
-

@@ -36,8 +36,8 @@ def alembic_config() -> Config:
     return config
 
 
-def migrate(settings: Settings, revision: str = "head") -> None:
-    """Upgrade the database to `revision` (the latest by default)."""
+def migrate(settings: Settings, revision: str = "heads") -> None:
+    """Upgrade the database to `revision`; by default every head (each domain has its own branch)."""
     engine = create_engine(settings.database_url)
     try:
         with engine.begin() as connection:

@@ -37,7 +37,9 @@ class PassResult:
     published: int
 
 
-async def relay_once(conn: psycopg.AsyncConnection[tuple[object, ...]], channel: AbstractChannel, *, limit: int) -> PassResult:
+async def relay_once(
+    conn: psycopg.AsyncConnection[tuple[object, ...]], channel: AbstractChannel, *, limit: int
+) -> PassResult:
     """Publish up to `limit` rows; returns how many were claimed and how many confirmed."""
     async with conn.transaction():
         cursor = await conn.execute(_CLAIM, {"limit": limit})

@@ -21,7 +21,8 @@ def _settings() -> Settings:
 def main(verbose: bool) -> None:
     """Circulate: idempotent marketplace workers on RabbitMQ and PostgreSQL."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     if not verbose:
         for noisy in ("pika", "httpx", "alembic", "aiormq"):
@@ -40,7 +41,8 @@ def migrate() -> None:
 @main.command()
 def setup() -> None:
     """Create the database if missing, migrate it, create the vhost and declare every queue."""
-    from shared.migrate import create_database_if_missing, migrate as run_migrations
+    from shared.migrate import create_database_if_missing
+    from shared.migrate import migrate as run_migrations
     from shared.topology import declare_queues, ensure_vhost
 
     settings = _settings()
@@ -58,7 +60,9 @@ def setup() -> None:
 @main.command()
 @click.option("--processes", type=int, help="Worker processes (default: CIRCULATE_WORKER_PROCESSES).")
 @click.option("--threads", type=int, help="Threads per process (default: CIRCULATE_WORKER_THREADS).")
-@click.option("--queues", "queues", multiple=True, type=click.Choice(QUEUES), help="Consume only these queues.")
+@click.option(
+    "--queues", "queues", multiple=True, type=click.Choice(QUEUES), help="Consume only these queues."
+)
 def worker(processes: int | None, threads: int | None, queues: tuple[str, ...]) -> None:
     """Run Dramatiq workers; SIGTERM finishes in-flight messages and requeues the rest."""
     settings = _settings()

@@ -8,6 +8,7 @@ backoff, so a restart of either costs a pause, not the process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -31,7 +32,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> int:
     while not stop.is_set():
         try:
             published += await _relay_connected(settings, stop)
-        except (OSError, psycopg.Error, ConnectionError, Exception) as error:  # noqa: BLE001
+        except (OSError, psycopg.Error, ConnectionError, Exception) as error:
             if stop.is_set():
                 break
             logger.warning("relay lost a connection (%s); reconnecting in %.1fs", error, wait)
@@ -64,10 +65,8 @@ async def _relay_connected(settings: Settings, stop: asyncio.Event) -> int:
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
 
 
 def main(settings: Settings) -> None:

@@ -50,7 +50,7 @@ Sandbox control (no auth: the sandbox is never exposed beyond tests and the demo
     DELETE /v1/sandbox/faults   back to no faults
     GET    /healthz             {"status": "ok"}
 
-Faults hit POST /v1/labels, void, GET label and POST /v1/push, after the auth check: each of the
+Faults hit POST /v1/labels, void, GET label and POST /v1/push, once auth and the body are checked: each of the
 next `fail_next` requests fails, then each fails with probability `fail_rate` (seeded), and a
 label purchase whose reference is in `fail_references` always fails. Modes: "5xx" answers 503,
 "429" answers 429 with `Retry-After: retry_after_seconds`, "timeout" waits `timeout_seconds`
@@ -99,7 +99,6 @@ def build_sandbox_app(config: SandboxConfig) -> FastAPI:
     """A fresh sandbox with its own state, so each test or demo run starts from nothing."""
     state = SandboxState(config)
     app = FastAPI(title="Circulate carrier sandbox", openapi_url=None)
-    app.state.sandbox = state
     app.add_exception_handler(SandboxProblem, _problem_response)  # type: ignore[arg-type]
     app.include_router(_carrier_routes(state, config))
     app.include_router(_push_routes(state, config))

@@ -109,7 +109,9 @@ class SmtpSink:
             self._refusals[stage] = (remaining - 1, code)
         return f"{code} Refused on purpose by SmtpSink.reject_next"
 
-    def _accept(self, raw: bytes) -> None:
+    def _accept(self, wire: bytes) -> None:
+        # SMTP carries CRLF; files and parsed bodies use "\n", as mail tools on Unix expect.
+        raw = wire.replace(b"\r\n", b"\n")
         message = _PARSER.parsebytes(raw)
         with self._lock:
             self._messages.append(message)

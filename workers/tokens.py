@@ -42,12 +42,16 @@ def create_token(session: Session, service: str) -> str:
 def service_for(session: Session, token: str) -> str | None:
     """The calling service a presented token belongs to, or None if unknown or revoked."""
     return session.execute(
-        select(ApiToken.service).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
+        select(ApiToken.service).where(
+            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+        )
     ).scalar_one_or_none()
 
 
 def revoke_tokens(session: Session, service: str) -> int:
-    tokens = session.scalars(select(ApiToken).where(ApiToken.service == service, ApiToken.revoked_at.is_(None)))
+    tokens = session.scalars(
+        select(ApiToken).where(ApiToken.service == service, ApiToken.revoked_at.is_(None))
+    )
     count = 0
     for token in tokens:
         token.revoked_at = func.now()  # type: ignore[assignment]

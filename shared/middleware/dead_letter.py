@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dramatiq
-from dramatiq.middleware import Middleware
+from dramatiq.middleware import Middleware, SkipMessage
 
 from shared import dead_letters
 from shared.runtime import Runtime
@@ -29,6 +29,8 @@ def describe_failure(message: Any) -> tuple[str, str, str | None]:
     exception: BaseException | None = getattr(message, "_exception", None)
     if exception is None:
         return "Rejected", "rejected without an exception", None
+    if isinstance(exception, SkipMessage):
+        return "AgeLimitExceeded", "the message was older than the age limit when a worker took it", None
     text = "".join(traceback.format_exception(exception)) if exception.__traceback__ else None
     return type(exception).__name__, str(exception) or type(exception).__name__, text
 
@@ -37,6 +39,11 @@ class DeadLetterRecorder(Middleware):  # type: ignore[misc]
     def __init__(self, runtime: Callable[[], Runtime]) -> None:
         self._runtime = runtime
         self._host = socket.gethostname()
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        # Retries increments the count before the nack on some paths and not on others; the
+        # attempt number is fixed here, before any of that.
+        message.circulate_attempt = int(message.options.get("retries", 0)) + 1
 
     def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
         exception_type, reason, trace = describe_failure(message)
@@ -48,7 +55,8 @@ class DeadLetterRecorder(Middleware):  # type: ignore[misc]
             "exception_type": exception_type,
             "reason": reason[:10_000],
             "traceback": trace,
-            "attempts": int(message.options.get("retries", 0)) + 1,
+            "attempts": getattr(message, "circulate_attempt", None)
+            or int(message.options.get("retries", 0)) + 1,
             "host": self._host,
         }
         try:

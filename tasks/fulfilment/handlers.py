@@ -27,5 +27,7 @@ def place_order(uow: UnitOfWork, msg: PlaceOrder) -> None:
     )
     uow.session.flush()
     uow.session.add(
-        OrderTransition(order_id=msg.order_id, from_state=None, to_state="placed", event="order_placed", cause="checkout")
+        OrderTransition(
+            order_id=msg.order_id, from_state=None, to_state="placed", event="order_placed", cause="checkout"
+        )
     )

@@ -67,3 +67,49 @@ class CancelOrder(Payload):
     order_id: UUID
     reason: str = Field(default="buyer_request", min_length=1, max_length=200)
     requested_at: datetime | None = None
+
+
+class RecordLabel(Payload):
+    """Shipping bought the label for an order (event from the shipping domain)."""
+
+    kind: ClassVar[str] = "fulfilment.record_label"
+    queue: ClassVar[str] = "fulfilment"
+
+    order_id: UUID
+    label_id: str = Field(min_length=1, max_length=100)
+    tracking_number: str = Field(min_length=1, max_length=100)
+    label_url: str = Field(min_length=1, max_length=500)
+    carrier: str = Field(min_length=1, max_length=100)
+    cost_minor: StrictInt = Field(ge=0)
+    currency: CurrencyCode
+
+
+class RecordLabelRejection(Payload):
+    """The carrier refused the label for good (an invalid address): a human must act."""
+
+    kind: ClassVar[str] = "fulfilment.record_label_rejection"
+    queue: ClassVar[str] = "fulfilment"
+
+    order_id: UUID
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RecordTracking(Payload):
+    """A carrier tracking event received by the webhook (`shipped`, `delivered`, ...)."""
+
+    kind: ClassVar[str] = "fulfilment.record_tracking"
+    queue: ClassVar[str] = "fulfilment"
+
+    order_id: UUID
+    event: str = Field(pattern=r"^(in_transit|shipped|delivered|returned)$")
+    event_id: str = Field(min_length=1, max_length=100)
+    occurred_at: AwareDatetime
+
+
+class CompleteOrder(Payload):
+    """The hold after delivery has elapsed: complete the order and release the seller's funds."""
+
+    kind: ClassVar[str] = "fulfilment.complete_order"
+    queue: ClassVar[str] = "fulfilment"
+
+    order_id: UUID

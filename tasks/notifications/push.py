@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Self
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from shared.errors import PermanentError, TransientError
 
@@ -53,7 +53,7 @@ class PushClient:
         )
         self._attempts = retry_attempts
         self._max_wait_s = max_retry_wait_s
-        self._backoff = wait_exponential_jitter(initial=0.1, max=max_retry_wait_s, jitter=0.1)
+        self._backoff = wait_random_exponential(multiplier=0.1, max=max_retry_wait_s)
         self._on_response = on_response
 
     def send(self, *, user_id: str, title: str, body: str, dedupe_key: str) -> str:

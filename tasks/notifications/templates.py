@@ -86,13 +86,14 @@ class Rendered:
 def render(template: str, context: Mapping[str, object]) -> Rendered:
     """Render `template` with the keys it needs from `context`; extra keys are ignored, never shown.
 
-    Raises `UnknownTemplate`, or `TemplateContextMissing` when a needed key is absent or None.
+    Raises `UnknownTemplate`; `TemplateContextMissing` when a needed key is absent or None; and
+    `InvalidMessage` when `recipient_role` names a party the template is not written for.
     """
     values = _template_values(template, context)
     compiled = _environment().get_template(f"{template}.j2")
-    blocks = compiled.new_context(values)
+    jinja_context = compiled.new_context(values)
     try:
-        parts = {name: "".join(compiled.blocks[name](blocks)) for name in _BLOCKS}
+        parts = {name: "".join(compiled.blocks[name](jinja_context)) for name in _BLOCKS}
     except jinja2.UndefinedError as exc:
         # Only reachable if a .j2 file uses a name missing from REQUIRED_CONTEXT (a test guards it).
         match = _UNDEFINED_NAME.search(exc.message or "")

@@ -25,7 +25,7 @@ from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from shared.errors import PermanentError, TransientError
 
@@ -91,7 +91,7 @@ class CarrierClient:
         )
         self._attempts = retry_attempts
         self._max_wait_s = max_retry_wait_s
-        self._backoff = wait_exponential_jitter(initial=0.1, max=max_retry_wait_s, jitter=0.1)
+        self._backoff = wait_random_exponential(multiplier=0.1, max=max_retry_wait_s)
         self._on_response = on_response
 
     def buy_label(
@@ -148,9 +148,8 @@ class CarrierClient:
             return retrying(self._attempt, operation, method, path, payload, headers)
         except CarrierUnavailable as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
-            raise CarrierUnavailable(
-                f"{exc} (gave up after {attempts} attempts)", delay_ms=exc.delay_ms
-            ) from exc
+            message = f"{exc}; gave up after attempt {attempts} of {self._attempts}"
+            raise CarrierUnavailable(message, delay_ms=exc.delay_ms) from exc
 
     def _attempt(
         self,

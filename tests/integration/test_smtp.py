@@ -169,8 +169,11 @@ def test_a_restarted_sink_numbers_after_the_files_already_in_its_maildir(tmp_pat
 
 def test_the_sink_process_writes_the_maildir_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     # Given the sink running as its own process, as `circulate smtp-sink` runs it
-    code = f"from pathlib import Path; from workers.smtp_sink import run_smtp_sink; run_smtp_sink('127.0.0.1', 0, Path({str(tmp_path)!r}))"
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    code = (
+        "import pathlib, sys; from workers.smtp_sink import run_smtp_sink; "
+        "run_smtp_sink('127.0.0.1', 0, pathlib.Path(sys.argv[1]))"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         ready = process.stdout.readline()  # blocks until the sink has printed its address

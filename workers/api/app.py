@@ -50,8 +50,10 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             with app.state.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
-        except Exception as error:  # noqa: BLE001
-            return JSONResponse(status_code=503, content={"status": "unavailable", "database": str(error)[:200]})
+        except Exception as error:
+            return JSONResponse(
+                status_code=503, content={"status": "unavailable", "database": str(error)[:200]}
+            )
         return {"status": "ready"}
 
     return app

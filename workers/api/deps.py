@@ -28,7 +28,9 @@ def calling_service(
 ) -> str:
     """The service named by a valid `Authorization: Bearer <token>`; 401 otherwise."""
     if not authorization:
-        raise ApiError(401, "unauthenticated", "send `Authorization: Bearer <token>` (see `circulate token create`)")
+        raise ApiError(
+            401, "unauthenticated", "send `Authorization: Bearer <token>` (see `circulate token create`)"
+        )
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthenticated", "the Authorization header must be `Bearer <token>`")

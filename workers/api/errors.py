@@ -38,7 +38,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
         return JSONResponse(
-            status_code=error.status, content=error_body(error.code, error.message, **error.extra), headers=headers
+            status_code=error.status,
+            content=error_body(error.code, error.message, **error.extra),
+            headers=headers,
         )
 
     @app.exception_handler(HTTPException)

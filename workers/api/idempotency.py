@@ -50,7 +50,9 @@ def replay(session: Session, *, service: str, key: str, digest: str) -> StoredRe
     if record is None:
         return None
     if record.request_hash != digest:
-        raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was already used with another request")
+        raise ApiError(
+            409, "idempotency_key_reused", "this Idempotency-Key was already used with another request"
+        )
     return StoredResponse(record.status_code, record.response_body)
 
 

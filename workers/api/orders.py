@@ -60,7 +60,9 @@ def _accept(
     if http_key:
         stored = idempotency.replay(session, service=service, key=http_key, digest=digest)
         if stored is not None:
-            return JSONResponse(status_code=stored.status_code, content=stored.body, headers={"Idempotent-Replayed": "true"})
+            return JSONResponse(
+                status_code=stored.status_code, content=stored.body, headers={"Idempotent-Replayed": "true"}
+            )
     envelope = enqueue(session, payload, idempotency_key=message_key, correlation_id=correlation_id)
     accepted = Accepted(
         order_id=order_id,
@@ -126,7 +128,9 @@ def get_order(order_id: uuid.UUID, session: DbSession, service: Service) -> dict
     """The order's state and full history, for services that poll."""
     order = session.get(Order, order_id)
     if order is None:
-        raise ApiError(404, "not_found", f"no order {order_id} (a just-accepted order appears within seconds)")
+        raise ApiError(
+            404, "not_found", f"no order {order_id} (a just-accepted order appears within seconds)"
+        )
     history = session.scalars(
         select(OrderTransition).where(OrderTransition.order_id == order_id).order_by(OrderTransition.id)
     )
@@ -140,7 +144,13 @@ def get_order(order_id: uuid.UUID, session: DbSession, service: Service) -> dict
         "shipping_price_minor": order.shipping_price_minor,
         "placed_at": order.placed_at.isoformat(),
         "history": [
-            {"from": t.from_state, "to": t.to_state, "event": t.event, "cause": t.cause, "at": t.at.isoformat()}
+            {
+                "from": t.from_state,
+                "to": t.to_state,
+                "event": t.event,
+                "cause": t.cause,
+                "at": t.at.isoformat(),
+            }
             for t in history
         ],
     }

@@ -43,9 +43,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_outbox"),
         sa.UniqueConstraint("message_id", name="uq_outbox_message_id"),
     )
-    op.create_index("ix_outbox_unpublished", "outbox", ["id"], postgresql_where=sa.text("published_at IS NULL"))
     op.create_index(
-        "ix_outbox_published_at", "outbox", ["published_at"], postgresql_where=sa.text("published_at IS NOT NULL")
+        "ix_outbox_unpublished", "outbox", ["id"], postgresql_where=sa.text("published_at IS NULL")
+    )
+    op.create_index(
+        "ix_outbox_published_at",
+        "outbox",
+        ["published_at"],
+        postgresql_where=sa.text("published_at IS NOT NULL"),
     )
     op.create_table(
         "dead_letters",
@@ -107,7 +112,9 @@ def upgrade() -> None:
     op.create_table(
         "order_transitions",
         sa.Column("id", sa.BigInteger, sa.Identity(), nullable=False),
-        sa.Column("order_id", sa.Uuid, sa.ForeignKey("orders.id", name="fk_order_transitions_order_id_orders")),
+        sa.Column(
+            "order_id", sa.Uuid, sa.ForeignKey("orders.id", name="fk_order_transitions_order_id_orders")
+        ),
         sa.Column("from_state", sa.String(30)),
         sa.Column("to_state", sa.String(30), nullable=False),
         sa.Column("event", sa.String(50), nullable=False),
