@@ -61,6 +61,8 @@ def run_message(spec: ActorSpec[P], runtime: Runtime, kwargs: dict[str, Any]) ->
     with UnitOfWork(runtime.sessions, envelope=envelope, runtime=runtime) as uow:
         claimed = idempotency.claim(uow.session, envelope, payload)
         if claimed is idempotency.Claim.DUPLICATE:
+            idempotency.count_duplicate(uow.session, envelope)
+            uow.commit()
             outcome.mark("duplicate_skipped")
             return
         if claimed is idempotency.Claim.CONFLICT:

@@ -94,7 +94,7 @@ def undecodable_message(data: bytes, reason: str) -> MessageData:
     }
 
 
-class CirculateConsumer(_RabbitmqConsumer):  # type: ignore[misc]
+class CirculateConsumer(_RabbitmqConsumer):
     """Trusts the queue a message came from, not the queue its body names.
 
     Dramatiq routes acks through `message.queue_name`; a body naming another queue (or the
@@ -102,13 +102,13 @@ class CirculateConsumer(_RabbitmqConsumer):  # type: ignore[misc]
     """
 
     def __next__(self) -> Any:
-        delivered = super().__next__()
+        delivered = super().__next__()  # type: ignore[no-untyped-call]
         if delivered is not None and delivered.queue_name != self.queue_name:
             delivered._message = delivered._message.copy(queue_name=self.queue_name)
         return delivered
 
 
-class CirculateBroker(RabbitmqBroker):  # type: ignore[misc]
+class CirculateBroker(RabbitmqBroker):
     """Dramatiq's RabbitMQ broker with Circulate's queue arguments (see the module docstring)."""
 
     def __init__(self, *, settings: Settings, middleware: list[Middleware]) -> None:

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
 
     # Carrier, push gateway and SMTP (the sandbox and sink by default)
     carrier_url: str = "http://127.0.0.1:8100"
-    carrier_api_key: SecretStr = SecretStr("sandbox-key")
+    carrier_api_key: SecretStr = SecretStr("sandbox-api-key")
     carrier_timeout_s: float = 5.0
     carrier_webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
     push_url: str = "http://127.0.0.1:8100"

@@ -13,7 +13,7 @@ import json
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, Uuid, delete, func, select, text
+from sqlalchemy import DateTime, Integer, String, Uuid, delete, func, select, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db import Base
@@ -28,6 +28,7 @@ class ProcessedMessage(Base):
     message_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     content_hash: Mapped[str] = mapped_column(String(64))
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    duplicate_count: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class Claim(enum.Enum):
@@ -67,6 +68,15 @@ def claim(session: Session, envelope: Envelope, payload: Payload) -> Claim:
         )
     ).scalar_one_or_none()
     return Claim.DUPLICATE if stored == digest else Claim.CONFLICT
+
+
+def count_duplicate(session: Session, envelope: Envelope) -> None:
+    """Remember that a duplicate of this key was suppressed (reports sum these)."""
+    session.execute(
+        update(ProcessedMessage)
+        .where(ProcessedMessage.idempotency_key == envelope.idempotency_key)
+        .values(duplicate_count=ProcessedMessage.duplicate_count + 1)
+    )
 
 
 def prune(session: Session, *, older_than: datetime) -> int:

@@ -71,7 +71,6 @@ def worker(processes: int | None, threads: int | None, queues: tuple[str, ...]) 
         "--processes", str(processes or settings.worker_processes),
         "--threads", str(threads or settings.worker_threads),
         "--worker-shutdown-timeout", str(settings.worker_shutdown_timeout_ms),
-        "--skip-logging",
     ]  # fmt: skip
     if queues:
         argv += ["--queues", *queues]
@@ -132,3 +131,46 @@ def token_revoke(service: str) -> None:
         count = revoke_tokens(session, service)
     engine.dispose()
     click.echo(f"revoked {count} token(s) of {service}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8100, show_default=True)
+@click.option("--webhook-url", help="Where tracking webhooks go (our API's /v1/carrier/webhooks).")
+@click.option("--fail-references", multiple=True, help="Label references (order ids) that always fail.")
+@click.option("--fail-rate", type=float, default=0.0, help="Share of carrier requests that fail (0..1).")
+@click.option("--fault-mode", type=click.Choice(["5xx", "429", "timeout"]), default="5xx", show_default=True)
+def sandbox(
+    host: str,
+    port: int,
+    webhook_url: str | None,
+    fail_references: tuple[str, ...],
+    fail_rate: float,
+    fault_mode: str,
+) -> None:
+    """Serve the carrier sandbox and push gateway (tests, the demo, local development)."""
+    from workers.sandbox import run_sandbox
+    from workers.sandbox_state import FaultConfig, SandboxConfig
+
+    settings = _settings()
+    faults = FaultConfig(fail_references=fail_references, fail_rate=fail_rate, mode=fault_mode, seed=7)
+    config = SandboxConfig(
+        api_key=settings.carrier_api_key.get_secret_value(),
+        webhook_url=webhook_url,
+        webhook_secret=settings.carrier_webhook_secret.get_secret_value(),
+        faults=faults,
+    )
+    run_sandbox(host, port, config)
+
+
+@main.command("smtp-sink")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=2525, show_default=True)
+@click.option("--maildir", type=click.Path(file_okay=False), help="Also write each message here as .eml.")
+def smtp_sink(host: str, port: int, maildir: str | None) -> None:
+    """Serve an SMTP sink that keeps every message (tests and the demo)."""
+    from pathlib import Path
+
+    from workers.smtp_sink import run_smtp_sink
+
+    run_smtp_sink(host, port, Path(maildir) if maildir else None)

@@ -50,11 +50,11 @@ Sandbox control (no auth: the sandbox is never exposed beyond tests and the demo
     DELETE /v1/sandbox/faults   back to no faults
     GET    /healthz             {"status": "ok"}
 
-Faults hit POST /v1/labels, void, GET label and POST /v1/push, once auth and the body are checked: each of the
-next `fail_next` requests fails, then each fails with probability `fail_rate` (seeded), and a
-label purchase whose reference is in `fail_references` always fails. Modes: "5xx" answers 503,
-"429" answers 429 with `Retry-After: retry_after_seconds`, "timeout" waits `timeout_seconds`
-and then answers 504, so a client with a shorter timeout sees a timeout.
+Faults hit POST /v1/labels, void, GET label and POST /v1/push, once auth and the body are
+checked: each of the next `fail_next` requests fails, then each fails with probability
+`fail_rate` (seeded), and a label purchase whose reference is in `fail_references` always fails.
+Modes: "5xx" answers 503, "429" answers 429 with `Retry-After: retry_after_seconds`, "timeout"
+waits `timeout_seconds` and then answers 504, so a client with a shorter timeout sees a timeout.
 """
 
 from __future__ import annotations

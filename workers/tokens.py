@@ -54,6 +54,6 @@ def revoke_tokens(session: Session, service: str) -> int:
     )
     count = 0
     for token in tokens:
-        token.revoked_at = func.now()  # type: ignore[assignment]
+        token.revoked_at = func.now()
         count += 1
     return count

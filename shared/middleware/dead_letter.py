@@ -35,7 +35,7 @@ def describe_failure(message: Any) -> tuple[str, str, str | None]:
     return type(exception).__name__, str(exception) or type(exception).__name__, text
 
 
-class DeadLetterRecorder(Middleware):  # type: ignore[misc]
+class DeadLetterRecorder(Middleware):
     def __init__(self, runtime: Callable[[], Runtime]) -> None:
         self._runtime = runtime
         self._host = socket.gethostname()

@@ -10,7 +10,7 @@ from dramatiq.middleware import Middleware
 from shared.runtime import Runtime
 
 
-class RuntimeResources(Middleware):  # type: ignore[misc]
+class RuntimeResources(Middleware):
     """Builds the Runtime lazily in each worker process (after any fork), never at import."""
 
     def __init__(self, factory: Callable[[], Runtime]) -> None:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from shared.actors import handler_actor
+from typing import Any
+
+from shared.actors import ActorSpec, handler_actor
 from tasks.fulfilment import handlers
-from tasks.fulfilment.messages import PlaceOrder
+from tasks.fulfilment import messages as m
 
-place_order = handler_actor(handlers.place_order, PlaceOrder)
+place_order = handler_actor(handlers.place_order, m.PlaceOrder)
+cancel_order = handler_actor(handlers.cancel_order, m.CancelOrder)
+record_label = handler_actor(handlers.record_label, m.RecordLabel)
+record_label_rejection = handler_actor(handlers.record_label_rejection, m.RecordLabelRejection)
+record_tracking = handler_actor(handlers.record_tracking, m.RecordTracking)
+complete_order = handler_actor(handlers.complete_order, m.CompleteOrder)
 
-ACTORS = [place_order]
+ACTORS: list[ActorSpec[Any]] = [place_order, cancel_order, record_label, record_label_rejection, record_tracking, complete_order]

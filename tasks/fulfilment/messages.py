@@ -104,6 +104,7 @@ class RecordTracking(Payload):
     event: str = Field(pattern=r"^(in_transit|shipped|delivered|returned)$")
     event_id: str = Field(min_length=1, max_length=100)
     occurred_at: AwareDatetime
+    tracking_number: str | None = Field(default=None, max_length=100)
 
 
 class CompleteOrder(Payload):

@@ -1,4 +1,4 @@
-"""Fulfilment's tables: an order and the history of its state transitions."""
+"""Fulfilment's tables: an order, the history of its state transitions, listing reservations."""
 
 from __future__ import annotations
 
@@ -44,3 +44,13 @@ class OrderTransition(Base):
     event: Mapped[str] = mapped_column(String(50))
     cause: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ListingReservation(Base):
+    """At most one row per listing: the order that bought the unique item."""
+
+    __tablename__ = "listing_reservations"
+
+    listing_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    reserved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

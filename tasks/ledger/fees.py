@@ -22,10 +22,13 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import PermanentError
 from shared.money import Money
+
+if TYPE_CHECKING:
+    from shared.config import Settings
 
 #: Basis points in one whole: 10000 bps = 100%.
 BPS_SCALE = 10_000
@@ -125,6 +128,15 @@ class FeeSchedule(Mapping[str, MarketFees]):
         if not isinstance(document, dict):
             raise ValueError(f"fee schedule must be a JSON object of markets, got {type(document).__name__}")
         return cls({market: _market_from_json(market, body) for market, body in document.items()})
+
+
+def fee_schedule_from_settings(settings: Settings) -> FeeSchedule:
+    """The Runtime adapter factory ("fees"): the operator's schedule, else the launch defaults.
+
+    Parsed once per process at boot, so a malformed schedule stops the worker before it takes a
+    message instead of dead-lettering every order.
+    """
+    return FeeSchedule.from_json(settings.fee_schedule_json or DEFAULT_FEE_SCHEDULE_JSON)
 
 
 def quote(fees: MarketFees, item_price_minor: int, shipping_price_minor: int) -> FeeQuote:

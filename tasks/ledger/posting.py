@@ -22,7 +22,11 @@ before it ships, and funds are released only after delivery. The money the buyer
 clearing and is now owed back through refunds_payable until the payment provider confirms the refund.
 
 Each posting key is derived from the kind and the order, so replaying the same event produces the same
-key; `same_content` tells an honest replay from a conflicting one.
+key; `same_content` (and `content_hash`, its stored form) tells an honest replay from a conflicting one.
+
+The capture fixes the order's terms. Release and reversal are built from `capture_terms` of the stored
+capture, not from a fresh quote, so an order captured before the fee schedule changed is released and
+reversed at the fees it was charged, and the seller's pending account always nets to zero.
 
 Lines of zero are left out: a zero-commission market would otherwise write a commission_revenue line
 that carries no information on every order.
@@ -30,6 +34,8 @@ that carries no information on every order.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -49,13 +55,16 @@ PAYMENT_CAPTURED = "payment_captured"
 FUNDS_RELEASED = "funds_released"
 PAYMENT_REVERSED = "payment_reversed"
 
+#: Seller accounts are `seller:<id>:pending` and `seller:<id>:available`; ids are checkout's strings.
+_SELLER, _PENDING = "seller:", ":pending"
 
-def seller_pending(seller_id: UUID) -> str:
+
+def seller_pending(seller_id: str) -> str:
     """Owed to the seller but held until the buyer has the item."""
-    return f"seller:{seller_id}:pending"
+    return f"{_SELLER}{seller_id}{_PENDING}"
 
 
-def seller_available(seller_id: UUID) -> str:
+def seller_available(seller_id: str) -> str:
     """Owed to the seller and free to pay out."""
     return f"seller:{seller_id}:available"
 
@@ -113,14 +122,14 @@ class JournalTransaction:
 
 
 def payment_captured(
-    order_id: UUID, seller_id: UUID, quote: FeeQuote, shipping_price_minor: int
+    order_id: UUID, seller_id: str, quote: FeeQuote, shipping_price_minor: int
 ) -> JournalTransaction:
     """The buyer has paid: split the payment between the seller (held), the marketplace and the carrier."""
     lines = _capture_lines(seller_id, quote, shipping_price_minor)
     return _rule(PAYMENT_CAPTURED, order_id, quote.currency, lines)
 
 
-def funds_released(order_id: UUID, seller_id: UUID, quote: FeeQuote) -> JournalTransaction:
+def funds_released(order_id: UUID, seller_id: str, quote: FeeQuote) -> JournalTransaction:
     """The hold has elapsed: the seller's net becomes available for payout."""
     net = quote.seller_net_minor
     lines = [(seller_pending(seller_id), net), (seller_available(seller_id), -net)]
@@ -128,7 +137,7 @@ def funds_released(order_id: UUID, seller_id: UUID, quote: FeeQuote) -> JournalT
 
 
 def payment_reversed(
-    order_id: UUID, seller_id: UUID, quote: FeeQuote, shipping_price_minor: int
+    order_id: UUID, seller_id: str, quote: FeeQuote, shipping_price_minor: int
 ) -> JournalTransaction:
     """Undo a capture before release: debit back every capture credit and owe the buyer what they paid.
 
@@ -178,7 +187,61 @@ def same_content(a: JournalTransaction, b: JournalTransaction) -> bool:
     return (a.kind, a.order_id) == (b.kind, b.order_id) and Counter(a.entries) == Counter(b.entries)
 
 
-def _capture_lines(seller_id: UUID, quote: FeeQuote, shipping_price_minor: int) -> list[tuple[str, int]]:
+def content_hash(transaction: JournalTransaction) -> str:
+    """SHA-256 of what a transaction books, stored beside it so that a replay is told from a conflict
+    with one comparison. Canonical in the same sense as `same_content`: entry order and key ignored."""
+    entries = sorted([e.account, e.amount_minor, e.currency] for e in transaction.entries)
+    document = {"kind": transaction.kind, "order_id": str(transaction.order_id), "entries": entries}
+    return hashlib.sha256(json.dumps(document, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureTerms:
+    """What a stored capture fixed for its order: the quote of the day, the shipping and the seller.
+
+    `seller_id` is None when the seller's net was zero, since a zero line is not written.
+    """
+
+    quote: FeeQuote
+    shipping_price_minor: int
+    seller_id: str | None
+
+    @property
+    def item_price_minor(self) -> int:
+        return self.quote.seller_net_minor + self.quote.commission_minor
+
+    def disagreements(
+        self, *, seller_id: str, currency: str, item_price_minor: int, shipping_price_minor: int
+    ) -> list[str]:
+        """The terms of a later message that differ from the capture's; empty when it is the same order."""
+        pairs = {
+            "seller_id": (seller_id, self.seller_id if self.seller_id is not None else seller_id),
+            "currency": (currency, self.quote.currency),
+            "item_price_minor": (item_price_minor, self.item_price_minor),
+            "shipping_price_minor": (shipping_price_minor, self.shipping_price_minor),
+        }
+        return [f"{name} {got!r} != captured {had!r}" for name, (got, had) in pairs.items() if got != had]
+
+
+def capture_terms(capture: JournalTransaction) -> CaptureTerms:
+    """Read an order's terms back from its capture: the inverse of `payment_captured`."""
+    currencies = {entry.currency for entry in capture.entries}
+    if capture.kind != PAYMENT_CAPTURED or len(currencies) != 1:
+        raise ValueError(f"{capture.posting_key} is not a capture in one currency")
+    amounts = {entry.account: entry.amount_minor for entry in capture.entries}
+    sellers = [a for a in amounts if a.startswith(_SELLER) and a.endswith(_PENDING)]
+    seller_id = sellers[0].removeprefix(_SELLER).removesuffix(_PENDING) if sellers else None
+    fee_quote = FeeQuote(
+        commission_minor=-amounts.get(COMMISSION_REVENUE, 0),
+        buyer_fee_minor=-amounts.get(BUYER_FEE_REVENUE, 0),
+        seller_net_minor=-sum(amounts[a] for a in sellers),
+        buyer_total_minor=amounts.get(BUYER_PAYMENTS_CLEARING, 0),
+        currency=currencies.pop(),
+    )
+    return CaptureTerms(fee_quote, -amounts.get(CARRIER_PAYABLE, 0), seller_id)
+
+
+def _capture_lines(seller_id: str, quote: FeeQuote, shipping_price_minor: int) -> list[tuple[str, int]]:
     return [
         (BUYER_PAYMENTS_CLEARING, quote.buyer_total_minor),
         (seller_pending(seller_id), -quote.seller_net_minor),

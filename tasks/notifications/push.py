@@ -18,6 +18,7 @@ from typing import Self
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from shared.config import Settings
 from shared.errors import PermanentError, TransientError
 
 OnResponse = Callable[[str, int | None, float], None]
@@ -111,6 +112,19 @@ class PushClient:
         if isinstance(exc, PushUnavailable) and exc.delay_ms is not None:
             return exc.delay_ms / 1000
         return self._backoff(state)
+
+
+def push_from_settings(settings: Settings) -> PushClient:
+    """The "push" adapter factory (`tasks.registry.ADAPTERS`), built at worker boot.
+
+    Settings has no key of its own for the gateway yet; the sandbox serves both APIs with one
+    bearer key, so the carrier's key is used until a `push_api_key` setting exists.
+    """
+    return PushClient(
+        base_url=settings.push_url,
+        api_key=settings.carrier_api_key.get_secret_value(),
+        timeout_s=settings.carrier_timeout_s,
+    )
 
 
 def _retry_after_ms(response: httpx.Response) -> int | None:

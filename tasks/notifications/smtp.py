@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from shared.config import Settings
 from shared.errors import ConfigurationError, InvalidMessage, PermanentError, TransientError
 
 # Set by `send` itself; letting callers override them would break the dedupe guarantee.
@@ -126,6 +127,11 @@ class Mailer:
         if self._username is not None and self._password is not None:
             connection.login(self._username, self._password)
         connection.send_message(message, from_addr=self._sender, to_addrs=[to])
+
+
+def mailer_from_settings(settings: Settings) -> Mailer:
+    """The "mailer" adapter factory (`tasks.registry.ADAPTERS`), built at worker boot."""
+    return Mailer(host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_sender, timeout_s=10)
 
 
 def _hang_up(connection: smtplib.SMTP, *, politely: bool) -> None:

@@ -27,6 +27,7 @@ from urllib.parse import quote
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from shared.config import Settings
 from shared.errors import PermanentError, TransientError
 
 OnResponse = Callable[[str, int | None, float], None]
@@ -185,6 +186,15 @@ class CarrierClient:
         if isinstance(exc, CarrierUnavailable) and exc.delay_ms is not None:
             return exc.delay_ms / 1000
         return self._backoff(state)
+
+
+def carrier_from_settings(settings: Settings) -> CarrierClient:
+    """The "carrier" adapter factory (`tasks.registry.ADAPTERS`), built at worker boot."""
+    return CarrierClient(
+        base_url=settings.carrier_url,
+        api_key=settings.carrier_api_key.get_secret_value(),
+        timeout_s=settings.carrier_timeout_s,
+    )
 
 
 def _raise_for_status(operation: str, response: httpx.Response) -> None:

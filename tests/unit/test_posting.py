@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
 from hypothesis import given
@@ -15,9 +15,12 @@ from tasks.ledger.posting import (
     CARRIER_PAYABLE,
     COMMISSION_REVENUE,
     REFUNDS_PAYABLE,
+    CaptureTerms,
     Entry,
     JournalTransaction,
     UnbalancedPosting,
+    capture_terms,
+    content_hash,
     find_violations,
     funds_released,
     payment_captured,
@@ -29,7 +32,7 @@ from tasks.ledger.posting import (
 )
 
 ORDER = UUID("00000000-0000-0000-0000-0000000000aa")
-SELLER = UUID("00000000-0000-0000-0000-0000000000bb")
+SELLER = "seller-bb"
 GB = MarketFees(
     market="GB",
     currency="GBP",
@@ -126,8 +129,8 @@ def test_an_entry_amount_must_be_an_integer_in_an_iso_currency() -> None:
 
 
 def test_seller_accounts_are_named_by_seller() -> None:
-    assert seller_pending(SELLER) == f"seller:{SELLER}:pending"
-    assert seller_available(SELLER) == f"seller:{SELLER}:available"
+    assert seller_pending(SELLER) == "seller:seller-bb:pending"
+    assert seller_available(SELLER) == "seller:seller-bb:available"
 
 
 def test_the_trial_balance_lists_each_account_per_currency() -> None:
@@ -174,6 +177,42 @@ def test_the_same_key_with_different_amounts_is_not_the_same_content() -> None:
     assert not same_content(capture, other)
 
 
+def test_the_content_hash_ignores_entry_order_but_not_amounts() -> None:
+    capture = payment_captured(ORDER, SELLER, QUOTE, SHIPPING)
+    replay = JournalTransaction(capture.posting_key, capture.kind, ORDER, tuple(reversed(capture.entries)))
+    other = payment_captured(ORDER, SELLER, quote(GB, 2001, SHIPPING), SHIPPING)
+
+    assert content_hash(capture) == content_hash(replay)
+    assert content_hash(capture) != content_hash(other)
+    assert len(content_hash(capture)) == 64
+
+
+def test_a_capture_gives_back_the_terms_it_was_booked_with() -> None:
+    terms = capture_terms(payment_captured(ORDER, SELLER, QUOTE, SHIPPING))
+
+    assert terms == CaptureTerms(quote=QUOTE, shipping_price_minor=SHIPPING, seller_id=SELLER)
+    assert terms.item_price_minor == 2000
+
+
+def test_terms_that_differ_from_the_capture_are_named() -> None:
+    terms = capture_terms(payment_captured(ORDER, SELLER, QUOTE, SHIPPING))
+
+    same = terms.disagreements(
+        seller_id=SELLER, currency="GBP", item_price_minor=2000, shipping_price_minor=389
+    )
+    other = terms.disagreements(
+        seller_id="x", currency="GBP", item_price_minor=2001, shipping_price_minor=389
+    )
+
+    assert same == []
+    assert other == ["seller_id 'x' != captured 'seller-bb'", "item_price_minor 2001 != captured 2000"]
+
+
+def test_only_a_capture_has_capture_terms() -> None:
+    with pytest.raises(ValueError, match="not a capture"):
+        capture_terms(funds_released(ORDER, SELLER, QUOTE))
+
+
 # Property tests: any prices, any fees, any currency, both lifecycles.
 
 currencies = st.sampled_from(["GBP", "EUR", "USD", "JPY"])
@@ -190,13 +229,17 @@ items = st.integers(0, 10**9)
 shippings = st.integers(0, 10**6)
 
 
+seller_ids = st.from_regex(r"[a-z0-9][a-z0-9:_-]{0,40}", fullmatch=True)
+Order = tuple[UUID, str, FeeQuote, int]
+
+
 @st.composite
-def orders(draw: st.DrawFn) -> tuple[UUID, UUID, FeeQuote, int]:
+def orders(draw: st.DrawFn, item_prices: st.SearchStrategy[int] = items) -> Order:
     shipping = draw(shippings)
-    return uuid4(), uuid4(), quote(draw(market_fees), draw(items), shipping), shipping
+    return draw(st.uuids()), draw(seller_ids), quote(draw(market_fees), draw(item_prices), shipping), shipping
 
 
-def lifecycle(order: tuple[UUID, UUID, FeeQuote, int], *, reversed_: bool) -> list[JournalTransaction]:
+def lifecycle(order: Order, *, reversed_: bool) -> list[JournalTransaction]:
     order_id, seller_id, fee_quote, shipping = order
     capture = payment_captured(order_id, seller_id, fee_quote, shipping)
     if reversed_:
@@ -206,7 +249,7 @@ def lifecycle(order: tuple[UUID, UUID, FeeQuote, int], *, reversed_: bool) -> li
 
 @given(st.lists(st.tuples(orders(), st.booleans()), max_size=8))
 def test_any_sequence_of_postings_balances_in_every_currency(
-    batch: list[tuple[tuple[UUID, UUID, FeeQuote, int], bool]],
+    batch: list[tuple[Order, bool]],
 ) -> None:
     journal = [t for order, reverse in batch for t in lifecycle(order, reversed_=reverse)]
 
@@ -218,7 +261,7 @@ def test_any_sequence_of_postings_balances_in_every_currency(
 
 @given(orders())
 def test_a_reversal_nets_every_account_but_the_buyers_money_to_zero(
-    order: tuple[UUID, UUID, FeeQuote, int],
+    order: Order,
 ) -> None:
     _, _, fee_quote, _ = order
 
@@ -235,7 +278,7 @@ def test_a_reversal_nets_every_account_but_the_buyers_money_to_zero(
 
 @given(orders())
 def test_after_release_the_seller_is_owed_exactly_the_seller_net(
-    order: tuple[UUID, UUID, FeeQuote, int],
+    order: Order,
 ) -> None:
     _, seller_id, fee_quote, _ = order
 
@@ -245,6 +288,16 @@ def test_after_release_the_seller_is_owed_exactly_the_seller_net(
     available = balance.get(seller_available(seller_id), 0)
     assert pending == 0
     assert -(available + pending) == fee_quote.seller_net_minor  # credit balance: owed to the seller
+
+
+@given(orders(item_prices=st.integers(1, 10**9)))
+def test_the_terms_read_back_from_any_capture_are_those_it_was_built_from(order: Order) -> None:
+    order_id, seller_id, fee_quote, shipping = order
+
+    terms = capture_terms(payment_captured(order_id, seller_id, fee_quote, shipping))
+
+    # A zero net writes no seller line, so the seller cannot be read back; nothing else is lost.
+    assert terms == CaptureTerms(fee_quote, shipping, seller_id if fee_quote.seller_net_minor else None)
 
 
 def test_the_account_names_are_the_documented_wire_names() -> None:

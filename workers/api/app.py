@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from shared.config import Settings
 from shared.db import build_engine, build_sessionmaker
-from workers.api import orders
+from workers.api import carrier, orders
 from workers.api.errors import install_error_handlers
 from workers.api.limits import BodySizeLimit
 
@@ -37,6 +37,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(orders.router)
+    app.include_router(carrier.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
 
     @app.get("/healthz", tags=["health"])

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from shared.enqueue import enqueue
@@ -143,6 +143,7 @@ def get_order(order_id: uuid.UUID, session: DbSession, service: Service) -> dict
         "item_price_minor": order.item_price_minor,
         "shipping_price_minor": order.shipping_price_minor,
         "placed_at": order.placed_at.isoformat(),
+        "label": _label(session, order_id),
         "history": [
             {
                 "from": t.from_state,
@@ -154,3 +155,11 @@ def get_order(order_id: uuid.UUID, session: DbSession, service: Service) -> dict
             for t in history
         ],
     }
+
+
+def _label(session: Session, order_id: uuid.UUID) -> dict[str, Any] | None:
+    row = session.execute(
+        text("SELECT label_id, tracking_number, label_url, status FROM labels WHERE order_id = :id"),
+        {"id": order_id},
+    ).first()
+    return dict(row._mapping) if row else None

@@ -1,0 +1,140 @@
+"""The ledger's domain functions: book an order's money events as balanced journal transactions.
+
+Messages may arrive in any order (a reversal may overtake the capture it undoes), so release and
+reversal first make sure the capture is booked: the order was paid at checkout whatever fulfilment
+managed to confirm. Later postings reuse the capture's terms (`posting.capture_terms`), never a fresh
+quote, so a fee schedule change between capture and release cannot unbalance a seller's account.
+
+Every function takes a per-order advisory lock first. Without it a release and a reversal of the same
+order, handled at once by two workers, would each see that the other has not been booked and both
+be posted; with it they run one after the other and the second is refused.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from shared.errors import ConflictingReplay, PermanentError
+from shared.uow import UnitOfWork
+from tasks.ledger import posting
+from tasks.ledger.fees import FeeQuote, FeeSchedule, quote
+from tasks.ledger.messages import CapturePayment, OrderAmounts, ReleaseFunds, ReversePayment
+from tasks.ledger.models import EntryRecord, TransactionRecord
+from tasks.ledger.posting import FUNDS_RELEASED, PAYMENT_CAPTURED, PAYMENT_REVERSED, JournalTransaction
+
+
+class FundsAlreadyReleased(PermanentError):
+    """A reversal arrived after the seller's funds were released: they may be paid out already, so
+    taking them back is a manual clawback, not something a retry can do."""
+
+
+class PaymentAlreadyReversed(PermanentError):
+    """A release arrived after the payment was reversed: the buyer is owed the money, not the seller."""
+
+
+class MarketCurrencyMismatch(PermanentError):
+    """The message's currency is not the one its market is priced in; booking it would mix currencies."""
+
+
+def capture_payment(uow: UnitOfWork, msg: CapturePayment) -> None:
+    """Book the buyer's payment, split between the seller (held), the marketplace and the carrier."""
+    _lock_order(uow.session, msg)
+    _ensure_captured(uow, msg)
+
+
+def release_funds(uow: UnitOfWork, msg: ReleaseFunds) -> None:
+    """Make the seller's net available, booking the capture first if it has not arrived yet."""
+    _lock_order(uow.session, msg)
+    captured = _ensure_captured(uow, msg)
+    if _is_posted(uow.session, posting.posting_key(PAYMENT_REVERSED, msg.order_id)):
+        raise PaymentAlreadyReversed(f"order {msg.order_id} was reversed; its funds cannot be released")
+    _post(uow.session, posting.funds_released(msg.order_id, msg.seller_id, captured))
+
+
+def reverse_payment(uow: UnitOfWork, msg: ReversePayment) -> None:
+    """Owe the buyer their payment back, booking the capture first if it has not arrived yet (the
+    losing buyer of a double-buy paid at checkout though fulfilment never confirmed the order)."""
+    _lock_order(uow.session, msg)
+    captured = _ensure_captured(uow, msg)
+    if _is_posted(uow.session, posting.posting_key(FUNDS_RELEASED, msg.order_id)):
+        raise FundsAlreadyReleased(f"order {msg.order_id}: cannot reverse a payment after its release")
+    reversal = posting.payment_reversed(msg.order_id, msg.seller_id, captured, msg.shipping_price_minor)
+    _post(uow.session, reversal)
+
+
+def _ensure_captured(uow: UnitOfWork, msg: OrderAmounts) -> FeeQuote:
+    """The quote the order was captured at; posts the capture, quoted now, if there is none yet.
+
+    A stored capture whose seller or prices differ from the message's is a ConflictingReplay: two
+    producers disagree about the order, and neither version may be booked over the other.
+    """
+    stored = _load(uow.session, posting.posting_key(PAYMENT_CAPTURED, msg.order_id))
+    if stored is None:
+        fee_quote = _quote(uow, msg)
+        capture = posting.payment_captured(msg.order_id, msg.seller_id, fee_quote, msg.shipping_price_minor)
+        _post(uow.session, capture)
+        return fee_quote
+    terms = posting.capture_terms(stored)
+    facts = msg.model_dump(include={"seller_id", "currency", "item_price_minor", "shipping_price_minor"})
+    if problems := terms.disagreements(**facts):
+        raise ConflictingReplay(f"{stored.posting_key} was booked with other terms: {'; '.join(problems)}")
+    return terms.quote
+
+
+def _quote(uow: UnitOfWork, msg: OrderAmounts) -> FeeQuote:
+    """Today's charges for the order; an unknown market raises UnknownMarket (dead-lettered)."""
+    fees = uow.runtime.adapter("fees", FeeSchedule)[msg.market]
+    if fees.currency != msg.currency:
+        raise MarketCurrencyMismatch(f"market {msg.market} is priced in {fees.currency}, not {msg.currency}")
+    return quote(fees, msg.item_price_minor, msg.shipping_price_minor)
+
+
+def _post(session: Session, transaction: JournalTransaction) -> None:
+    """Insert a transaction and its entries once; a replay is a no-op, a key reused for other content
+    raises ConflictingReplay. ON CONFLICT rather than a lookup, so a concurrent insert that slipped past
+    the order lock still resolves on the unique index instead of failing the whole unit of work.
+
+    A transaction without entries (the release of a zero net) is still stored: the event happened, and
+    the release/reversal guards read it.
+    """
+    if imbalance := transaction.imbalance():
+        raise posting.UnbalancedPosting(f"{transaction.posting_key} does not balance: off by {imbalance}")
+    digest = posting.content_hash(transaction)
+    row = {"posting_key": transaction.posting_key, "kind": transaction.kind, "order_id": transaction.order_id}
+    statement = insert(TransactionRecord).values(**row, content_hash=digest)
+    inserted = session.execute(
+        statement.on_conflict_do_nothing(index_elements=["posting_key"]).returning(TransactionRecord.id)
+    ).scalar_one_or_none()
+    if inserted is None:
+        stored = session.scalar(
+            select(TransactionRecord.content_hash).filter_by(posting_key=transaction.posting_key)
+        )
+        if stored != digest:
+            raise ConflictingReplay(f"{transaction.posting_key} was already posted with different entries")
+        return
+    lines = [{"transaction_id": inserted, **_entry_row(entry)} for entry in transaction.entries]
+    session.execute(insert(EntryRecord), lines)
+
+
+def _entry_row(entry: posting.Entry) -> dict[str, object]:
+    return {"account": entry.account, "amount_minor": entry.amount_minor, "currency": entry.currency}
+
+
+def _load(session: Session, key: str) -> JournalTransaction | None:
+    record = session.scalar(select(TransactionRecord).filter_by(posting_key=key))
+    return record.as_posting() if record is not None else None
+
+
+def _is_posted(session: Session, key: str) -> bool:
+    return bool(
+        session.scalar(select(func.count()).select_from(TransactionRecord).filter_by(posting_key=key))
+    )
+
+
+def _lock_order(session: Session, msg: OrderAmounts) -> None:
+    """Serialise the ledger's handling of one order until the transaction ends (see module docstring)."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"ledger:{msg.order_id}"}
+    )

@@ -1,0 +1,140 @@
+"""The HTTP enqueue API served by uvicorn on loopback, against the real database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from shared.config import Settings
+from shared.outbox import OutboxRow
+from shared.runtime import Runtime
+from tasks.fulfilment.models import Order, OrderTransition
+from tests.factories import order_body
+from tests.fixtures.sandbox import serve_app
+from workers.api.app import create_app
+from workers.tokens import create_token
+
+
+@pytest.fixture
+def api(settings: Settings, clean_db: Runtime) -> Iterator[httpx.Client]:
+    with clean_db.sessions.begin() as session:
+        token = create_token(session, "checkout")
+    with serve_app(create_app(settings), lifespan="on") as url:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+            yield client
+
+
+def _outbox_count(runtime: Runtime) -> int:
+    with runtime.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(OutboxRow)) or 0)
+
+
+def test_placing_an_order_queues_exactly_one_job(api, runtime):
+    body = order_body()
+    response = api.post("/v1/orders", json=body)
+    assert response.status_code == 202, response.text
+    assert response.json()["order_id"] == body["order_id"]
+    with runtime.sessions() as session:
+        row = session.scalars(select(OutboxRow)).one()
+    message = json.loads(row.body)
+    assert message["actor_name"] == "fulfilment.place_order"
+    assert message["kwargs"]["envelope"]["idempotency_key"] == f"order-placed:{body['order_id']}"
+
+
+def test_requests_without_a_valid_token_are_refused(api):
+    for headers in ({"Authorization": ""}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
+        response = api.post("/v1/orders", json=order_body(), headers=headers)
+        assert response.status_code == 401
+        assert response.json()["error"] == "unauthenticated"
+    assert api.get("/v1/orders/6f1c1e8e-0000-4000-8000-000000000000", headers={"Authorization": ""}).status_code == 401
+
+
+def test_a_bad_body_gets_a_422_naming_the_field(api, runtime):
+    body = order_body()
+    body["buyer"]["address"]["country"] = "United Kingdom"
+    body["item_price_minor"] = 12.5
+    response = api.post("/v1/orders", json=body)
+    assert response.status_code == 422
+    fields = {item["field"] for item in response.json()["fields"]}
+    assert {"buyer.address.country", "item_price_minor"} <= fields
+    assert _outbox_count(runtime) == 0
+
+
+def test_unknown_fields_are_refused(api):
+    response = api.post("/v1/orders", json=order_body(coupon="FREE"))
+    assert response.status_code == 422
+    assert response.json()["fields"][0]["field"] == "coupon"
+
+
+def test_a_body_that_is_not_json_gets_a_4xx_json_error(api):
+    response = api.post("/v1/orders", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["error"] == "validation_failed"
+
+
+def test_the_same_idempotency_key_and_body_replay_the_first_response(api, runtime):
+    body = order_body()
+    first = api.post("/v1/orders", json=body, headers={"Idempotency-Key": "k-1"})
+    second = api.post("/v1/orders", json=body, headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == second.status_code == 202
+    assert first.json() == second.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert _outbox_count(runtime) == 1
+
+
+def test_the_same_idempotency_key_with_another_body_is_a_conflict(api, runtime):
+    assert api.post("/v1/orders", json=order_body(), headers={"Idempotency-Key": "k-2"}).status_code == 202
+    response = api.post("/v1/orders", json=order_body(), headers={"Idempotency-Key": "k-2"})
+    assert response.status_code == 409
+    assert response.json()["error"] == "idempotency_key_reused"
+    assert _outbox_count(runtime) == 1
+
+
+def test_a_body_over_the_size_limit_is_refused_before_it_is_read(api, settings, runtime):
+    body = order_body()
+    body["buyer"]["name"] = "x" * (settings.api_max_body_bytes + 1)
+    response = api.post("/v1/orders", json=body)
+    assert response.status_code == 413
+    assert response.json()["error"] == "payload_too_large"
+    assert _outbox_count(runtime) == 0
+
+
+def test_an_order_reads_back_with_its_history_and_unknown_orders_are_404(api, runtime):
+    body = order_body()
+    with runtime.sessions.begin() as session:
+        from tests.factories import place_order
+        from tasks.fulfilment.handlers import _new_order
+
+        order = _new_order(place_order(**body))
+        session.add(order)
+        session.flush()
+        session.add(OrderTransition(order_id=order.id, from_state=None, to_state="placed", event="order_placed", cause="test"))
+    response = api.get(f"/v1/orders/{body['order_id']}")
+    assert response.status_code == 200
+    assert response.json()["state"] == "placed"
+    assert response.json()["history"][0]["event"] == "order_placed"
+    assert api.get("/v1/orders/6f1c1e8e-0000-4000-8000-000000000000").status_code == 404
+    assert api.get("/v1/orders/not-a-uuid").status_code == 422
+    with runtime.sessions() as session:
+        assert session.get(Order, order.id) is not None
+
+
+def test_cancel_queues_a_cancel_job(api, runtime):
+    order_id = order_body()["order_id"]
+    response = api.post(f"/v1/orders/{order_id}/cancel", json={"reason": "changed my mind"})
+    assert response.status_code == 202
+    with runtime.sessions() as session:
+        row = session.scalars(select(OutboxRow)).one()
+    assert json.loads(row.body)["actor_name"] == "fulfilment.cancel_order"
+
+
+def test_health_readiness_and_openapi_answer(api):
+    assert api.get("/healthz").json() == {"status": "ok"}
+    assert api.get("/readyz").json() == {"status": "ready"}
+    paths = api.get("/openapi.json").json()["paths"]
+    assert {"/v1/orders", "/v1/orders/{order_id}", "/v1/orders/{order_id}/cancel", "/v1/carrier/webhooks"} <= set(paths)

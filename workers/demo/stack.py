@@ -1,0 +1,118 @@
+"""The demo's processes, their start order and their environment.
+
+Order matters: the SMTP sink and the API come first because the sandbox needs the API's webhook
+URL and the workers need the sink; the relay before the workers, so the first messages are
+published as soon as something consumes. Each process is "ready" by an outside signal (its
+/healthz, a TCP accept, a connection or consumers seen by RabbitMQ), never by a guessed sleep.
+Every child runs the same `circulate` CLI an operator would, with the demo's settings in its
+environment.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pika
+
+from shared.config import QUEUES, Settings
+from shared.topology import management_client
+from workers.demo.supervisor import Probe, Supervisor, free_port, http_ok, tcp_open
+
+# `python -c` rather than the console script, so the children run the code of this checkout.
+_CLI = ("-c", "import sys; from workers.cli import main; sys.exit(main())")
+
+#: Demo-speed settings for the workers: a 2 s hold instead of days, quick retries and shutdown.
+DEMO_ENV = {
+    "CIRCULATE_COMPLETION_HOLD_S": "2",
+    "CIRCULATE_MIN_BACKOFF_MS": "200",
+    "CIRCULATE_MAX_BACKOFF_MS": "2000",
+    "CIRCULATE_WORKER_SHUTDOWN_TIMEOUT_MS": "5000",
+}
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Where the running processes can be reached."""
+
+    api_url: str
+    sandbox_url: str
+    maildir: Path
+
+
+def circulate(*args: str) -> list[str]:
+    return [sys.executable, *_CLI, *args]
+
+
+def start_stack(supervisor: Supervisor, settings: Settings, *, fail_rate: float) -> Stack:
+    """Start sink, API, sandbox, relay and workers; return once each of them is ready."""
+    smtp_port, api_port, sandbox_port = free_port(), free_port(), free_port()
+    api_url, sandbox_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
+    maildir = supervisor.run_dir / "maildir"
+    env = child_env(settings, smtp_port=smtp_port, api_port=api_port, sandbox_url=sandbox_url)
+    start = supervisor.start
+    start("smtp-sink", circulate("smtp-sink", "--port", str(smtp_port), "--maildir", str(maildir)),
+          env=env, ready=tcp_open(smtp_port))  # fmt: skip
+    start("api", circulate("api", "--host", "127.0.0.1", "--port", str(api_port)),
+          env=env, ready=http_ok(f"{api_url}/readyz"))  # fmt: skip
+    webhook_url = f"{api_url}/v1/carrier/webhooks"
+    sandbox = circulate("sandbox", "--port", str(sandbox_port), "--webhook-url", webhook_url,
+                        "--fail-rate", str(fail_rate))  # fmt: skip
+    start("sandbox", sandbox, env=env, ready=http_ok(f"{sandbox_url}/healthz"))
+    start("relay", circulate("relay"), env=env, ready=amqp_connections(settings, at_least=1))
+    start("worker", circulate("worker", "--processes", "2", "--threads", "8"),
+          env=env, ready=consumers_on_every_queue(settings), timeout_s=60)  # fmt: skip
+    return Stack(api_url=api_url, sandbox_url=sandbox_url, maildir=maildir)
+
+
+def child_env(settings: Settings, *, smtp_port: int, api_port: int, sandbox_url: str) -> dict[str, str]:
+    """The demo's own environment plus where everything is; the children build Settings from it."""
+    return {
+        **os.environ,
+        **DEMO_ENV,
+        "CIRCULATE_DATABASE_URL": settings.database_url,
+        "CIRCULATE_AMQP_URL": settings.amqp_url,
+        "CIRCULATE_CARRIER_URL": sandbox_url,
+        "CIRCULATE_PUSH_URL": sandbox_url,
+        "CIRCULATE_SMTP_HOST": "127.0.0.1",
+        "CIRCULATE_SMTP_PORT": str(smtp_port),
+        "CIRCULATE_API_HOST": "127.0.0.1",
+        "CIRCULATE_API_PORT": str(api_port),
+        "CIRCULATE_METRICS_HOST": "127.0.0.1",
+        "CIRCULATE_METRICS_PORT": str(free_port()),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def amqp_connections(settings: Settings, *, at_least: int) -> Probe:
+    """Ready when RabbitMQ lists `at_least` client connections in the demo's vhost (the relay's)."""
+    path = f"/api/vhosts/{quote(settings.amqp_vhost, safe='')}/connections"
+
+    def probe() -> bool:
+        try:
+            with management_client(settings) as client:
+                response = client.get(path)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200 and len(response.json()) >= at_least
+
+    return probe
+
+
+def consumers_on_every_queue(settings: Settings) -> Probe:
+    """Ready when every work queue has a consumer: the workers have booted and subscribed."""
+
+    def probe() -> bool:
+        connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+        try:
+            channel = connection.channel()
+            counts = [channel.queue_declare(q, passive=True).method.consumer_count for q in QUEUES]
+        finally:
+            connection.close()
+        return all(count > 0 for count in counts)
+
+    return probe

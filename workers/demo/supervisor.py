@@ -1,0 +1,155 @@
+"""Child processes of the demo: started in their own process group, waited for, always stopped.
+
+Each child gets a new session (so a new process group): a Ctrl-C in the terminal reaches only the
+demo, which then stops its children in order, and a child that forks (Dramatiq's worker processes)
+is stopped as a whole by signalling its group. Output goes to `<run dir>/<name>.log`, so a failed
+run can be read after the fact; a child that dies while we wait for it fails with its log's tail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import httpx
+
+Probe = Callable[[], bool]
+
+
+class ProcessFailed(Exception):
+    """A child exited early or did not become ready in time; the message quotes its log."""
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes] = field(repr=False)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 25) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def free_port() -> int:
+    """A port of 127.0.0.1 that was free a moment ago (the OS picks it when binding port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_ok(url: str) -> Probe:
+    """Ready when `url` answers 200 (the /healthz of our HTTP processes)."""
+
+    def probe() -> bool:
+        try:
+            return httpx.get(url, timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return probe
+
+
+def tcp_open(port: int) -> Probe:
+    """Ready when 127.0.0.1:`port` accepts a connection (the SMTP sink)."""
+
+    def probe() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        except OSError:
+            return False
+        return True
+
+    return probe
+
+
+class Supervisor:
+    """Starts children one by one, and stops every one of them on exit, whatever the exit."""
+
+    def __init__(self, run_dir: Path, *, stop_timeout_s: float = 15.0) -> None:
+        self.run_dir = run_dir
+        self.stop_timeout_s = stop_timeout_s
+        self.children: list[Child] = []
+
+    def start(
+        self, name: str, argv: Sequence[str], *, env: Mapping[str, str], ready: Probe, timeout_s: float = 30.0
+    ) -> Child:
+        """Spawn `argv` and return once `ready()` is true; ProcessFailed if it dies or times out."""
+        log_path = self.run_dir / f"{name}.log"
+        log_file = log_path.open("wb")
+        process = subprocess.Popen(
+            list(argv), env=dict(env), stdin=subprocess.DEVNULL, stdout=log_file,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        child = Child(name, process, log_path, log_file)
+        self.children.append(child)
+        self._wait_ready(child, ready, timeout_s)
+        return child
+
+    def check_alive(self) -> None:
+        """Raise ProcessFailed if any child has exited: the run cannot finish without it."""
+        for child in self.children:
+            if not child.alive():
+                raise ProcessFailed(_died(child))
+
+    def stop_all(self) -> None:
+        """SIGTERM every group (newest first), then SIGKILL whatever outlives the shared deadline."""
+        for child in reversed(self.children):
+            _signal_group(child, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout_s
+        for child in reversed(self.children):
+            try:
+                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(child, signal.SIGKILL)
+                child.process.wait()
+            # The leader is gone; a grandchild that ignored SIGTERM must not outlive the demo either.
+            _signal_group(child, signal.SIGKILL)
+            child.log_file.close()
+        self.children.clear()
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop_all()
+
+    def _wait_ready(self, child: Child, ready: Probe, timeout_s: float) -> None:
+        pause = threading.Event()
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            if not child.alive():
+                raise ProcessFailed(_died(child))
+            if time.monotonic() > deadline:
+                raise ProcessFailed(
+                    f"{child.name} was not ready within {timeout_s:.0f}s; see {child.log_path}:\n"
+                    f"{child.log_tail()}"
+                )
+            pause.wait(0.1)
+
+
+def _died(child: Child) -> str:
+    code = child.process.returncode
+    return f"{child.name} exited with code {code}; see {child.log_path}:\n{child.log_tail()}"
+
+
+def _signal_group(child: Child, signum: signal.Signals) -> None:
+    # The group may already be gone (and its id even reused only after every member has exited).
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.process.pid, signum)
