@@ -30,8 +30,10 @@ smtp_sink = smtp_fixtures.smtp_sink
 
 
 @pytest.fixture
-def worker_adapters(sandbox: Sandbox, smtp_sink: SmtpSink) -> dict[str, Any]:
+def worker_adapters(worker_adapters: dict[str, Any], sandbox: Sandbox, smtp_sink: SmtpSink) -> dict[str, Any]:
+    """The default adapters plus a mailer and a push client pointed at this test's servers."""
     return {
+        **worker_adapters,
         "mailer": lambda settings: smtp_fixtures.mailer_for(smtp_sink),
         "push": lambda settings: push_client_for(sandbox),
     }
@@ -65,15 +67,19 @@ def settle(broker, worker) -> None:
     worker.join()
 
 
-def relay(settings: Settings, runtime: Runtime, kind: str) -> list[dict[str, Any]]:
-    """Publish the outbox rows of `kind` as the relay would; return their payloads."""
+def outbox_rows(runtime: Runtime, kind: str) -> list[OutboxRow]:
     with runtime.sessions() as session:
-        rows = list(
+        return list(
             session.scalars(select(OutboxRow).where(OutboxRow.actor_name == kind).order_by(OutboxRow.id))
         )
-    for row in rows:
+
+
+def relay(settings: Settings, runtime: Runtime, kind: str) -> list[dict[str, Any]]:
+    """Publish the outbox rows of `kind` as the relay would; return their message kwargs."""
+    published = outbox_rows(runtime, kind)
+    for row in published:
         publish_raw(settings, row.queue_name, row.body)
-    return [json.loads(row.body)["kwargs"] for row in rows]
+    return [json.loads(row.body)["kwargs"] for row in published]
 
 
 def rows(runtime: Runtime) -> dict[str, Notification]:
@@ -97,7 +103,7 @@ def test_a_notification_request_is_delivered_once_by_email_and_once_by_push(
     # Given a request, fanned out into one delivery per channel
     request = order_confirmed()
     send(broker, request)
-    wait_until(lambda: len(relay_preview(runtime)) == 2)
+    wait_until(lambda: len(outbox_rows(runtime, "notifications.deliver")) == 2)
     # When the relay publishes each delivery twice (a relay that crashed before marking them)
     relay(settings, runtime, "notifications.deliver")
     deliveries = relay(settings, runtime, "notifications.deliver")
@@ -105,23 +111,16 @@ def test_a_notification_request_is_delivered_once_by_email_and_once_by_push(
     settle(broker, worker)
     # Then one email with the derived Message-ID and one push reached the user
     assert sorted(d["envelope"]["idempotency_key"].rsplit(":", 1)[1] for d in deliveries) == ["email", "push"]
-    email_key = dedupe_key_for(request.order_id, "order_confirmed", "buyer", "email")
+    email_key, push_key = (
+        dedupe_key_for(request.order_id, "order_confirmed", "buyer", c) for c in ("email", "push")
+    )
     [email] = smtp_sink.messages
     assert email["Message-ID"] == message_id_for(email_key)
     assert email["To"] == "ada@buyers.test"
     assert rows(runtime)["email"].message_id == message_id_for(email_key)
     [push] = sandbox.pushes()
-    assert (push["user_id"], push["dedupe_key"]) == ("buyer-ada", email_key.replace(":email", ":push"))
+    assert (push["user_id"], push["dedupe_key"]) == ("buyer-ada", push_key)
     assert rows(runtime)["push"].message_id == push["push_id"]
-
-
-def relay_preview(runtime: Runtime) -> list[str]:
-    with runtime.sessions() as session:
-        return list(
-            session.scalars(
-                select(OutboxRow.actor_name).where(OutboxRow.actor_name == "notifications.deliver")
-            )
-        )
 
 
 def test_the_same_notification_delivered_twice_under_different_keys_is_sent_once(

@@ -25,8 +25,9 @@ sandbox = sandbox_fixtures.sandbox
 
 
 @pytest.fixture
-def worker_adapters(sandbox: Sandbox) -> dict[str, Any]:
-    return {"carrier": lambda settings: carrier_for(sandbox)}
+def worker_adapters(worker_adapters: dict[str, Any], sandbox: Sandbox) -> dict[str, Any]:
+    """The default adapters plus a carrier client pointed at this test's sandbox."""
+    return {**worker_adapters, "carrier": lambda settings: carrier_for(sandbox)}
 
 
 def contact(name: str, *, line1: str = "1 Loom Street", country: str = "GB") -> dict[str, Any]:

@@ -80,7 +80,8 @@ def build_scenario(n: int, *, seed: int, now: datetime) -> Scenario:
     firsts = [_order(rng, now) for _ in range(n - doubles)]
     pool = list(range(len(firsts)))
     rng.shuffle(pool)
-    doubled, cancelled, invalid = _take(pool, doubles), _take(pool, round(n * 0.08)), _take(pool, round(n * 0.05))
+    doubled = _take(pool, doubles)
+    cancelled, invalid = _take(pool, round(n * 0.08)), _take(pool, round(n * 0.05))
     for position, index in enumerate(cancelled):
         firsts[index] = replace(firsts[index], cancel="early" if position % 2 == 0 else "after_label")
     for position, index in enumerate(invalid):

@@ -1,0 +1,111 @@
+"""The archive sweeper: empties every `<queue>.XQ` into the dead-letter archive.
+
+For each dead copy: `basic_get` it, upsert its archive row by message id, commit, and only then
+ack. A sweeper killed between commit and ack gets the copy again and the upsert recognises it
+(nothing changes), so sweeping is idempotent. Copies are handled in batches of `batch_size`: one
+transaction, then one multiple-ack. If the database fails, the unacked copies go back to the
+`.XQ` when the channel closes and the next sweep takes them again.
+
+After a sweep the `.XQ` queues are empty and the archive is the single source of truth, so no
+dead message can expire or be lost with a queue. `circulate dlq sweep` runs one pass; `--loop`
+runs one every `--interval` seconds until SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+from dramatiq.common import xq_name
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.archive_changes import archive_swept, audit
+from shared.config import QUEUES, Settings
+from workers.dlq import deaths
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepResult:
+    """What one pass did, per outcome: `recorded` (no worker record), `archived`, `already`."""
+
+    counts: dict[str, int] = field(default_factory=lambda: {"recorded": 0, "archived": 0, "already": 0})
+
+    @property
+    def moved(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        c = self.counts
+        return (
+            f"swept {self.moved} message(s): {c['archived']} recorded by the worker, "
+            f"{c['recorded']} recorded now from the queue, {c['already']} already archived"
+        )
+
+
+def sweep_once(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    *,
+    operator: str = "sweeper",
+    queues: tuple[str, ...] = QUEUES,
+    batch_size: int = 100,
+) -> SweepResult:
+    """One pass over every `.XQ`; audited when it moved anything."""
+    result = SweepResult()
+    host = f"sweeper@{socket.gethostname()}"
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    try:
+        channel = connection.channel()
+        for queue in queues:
+            while _sweep_batch(channel, sessions, xq_name(queue), result, host=host, size=batch_size):
+                pass
+    finally:
+        if connection.is_open:
+            connection.close()
+    if result.moved:
+        with sessions.begin() as session:
+            audit(session, operator=operator, via="sweeper", action="sweep", where={"queues": list(queues)},
+                  count=result.moved, outcome=result.summary())  # fmt: skip
+    return result
+
+
+def _sweep_batch(
+    channel: Any, sessions: sessionmaker[Session], xq: str, result: SweepResult, *, host: str, size: int
+) -> bool:
+    """Archive up to `size` copies in one transaction, then ack them; False when the queue is empty."""
+    last_tag = None
+    with sessions.begin() as session:
+        for _ in range(size):
+            method, properties, body = channel.basic_get(xq, auto_ack=False)
+            if method is None:
+                break
+            swept = deaths.describe(xq, body, properties.headers, host=host)
+            outcome = archive_swept(session, swept, operator=host)
+            result.counts[outcome or "already"] += 1
+            last_tag = method.delivery_tag
+    if last_tag is None:
+        return False
+    channel.basic_ack(delivery_tag=last_tag, multiple=True)
+    return True
+
+
+def sweep_forever(settings: Settings, sessions: sessionmaker[Session], *, interval_s: float) -> None:
+    """Sweep every `interval_s` seconds until SIGTERM/SIGINT; a failed pass is logged and retried."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.is_set():
+        try:
+            result = sweep_once(settings, sessions)
+            if result.moved:
+                logger.info(result.summary())
+        except Exception:
+            logger.exception("sweep failed; trying again in %ss", interval_s)
+        stop.wait(interval_s)
