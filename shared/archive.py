@@ -99,10 +99,13 @@ class AuditEntry:
 _COLUMNS = ", ".join(f"d.{name}" for name in ArchivedMessage.__dataclass_fields__)
 
 
-def messages(session: Session, where: Filter, *, limit: int | None = 100, offset: int = 0) -> list[ArchivedMessage]:
+def messages(
+    session: Session, where: Filter, *, limit: int | None = 100, offset: int = 0
+) -> list[ArchivedMessage]:
     """Messages matching `where`, most recent failure first."""
     condition, params = where.where()
-    sql = f"SELECT {_COLUMNS} FROM dead_letters d WHERE {condition} ORDER BY d.last_failed_at DESC, d.message_id"
+    sql = f"SELECT {_COLUMNS} FROM dead_letters d WHERE {condition}"
+    sql += " ORDER BY d.last_failed_at DESC, d.message_id"
     if limit is not None:
         sql += " LIMIT :limit OFFSET :offset"
         params |= {"limit": limit, "offset": offset}
@@ -116,13 +119,17 @@ def message(session: Session, message_id: str) -> ArchivedMessage | None:
 
 def count(session: Session, where: Filter) -> int:
     condition, params = where.where()
-    return int(session.execute(text(f"SELECT count(*) FROM dead_letters d WHERE {condition}"), params).scalar_one())
+    return int(
+        session.execute(text(f"SELECT count(*) FROM dead_letters d WHERE {condition}"), params).scalar_one()
+    )
 
 
 def ids(session: Session, where: Filter, *, limit: int | None = None) -> list[str]:
     """Message ids matching `where`, oldest failure first (the order re-drive publishes in)."""
     condition, params = where.where()
-    sql = f"SELECT d.message_id FROM dead_letters d WHERE {condition} ORDER BY d.first_failed_at, d.message_id"
+    sql = (
+        f"SELECT d.message_id FROM dead_letters d WHERE {condition} ORDER BY d.first_failed_at, d.message_id"
+    )
     if limit is not None:
         sql += " LIMIT :limit"
         params["limit"] = limit
@@ -146,7 +153,9 @@ def groups(session: Session, where: Filter) -> list[Group]:
 def stats(session: Session) -> dict[str, dict[str, int]]:
     """Message counts per queue and status: `{"fulfilment": {"dead": 3, "redriven": 1}, ...}`."""
     rows = session.execute(
-        text("SELECT queue_name, status, count(*) FROM dead_letters GROUP BY queue_name, status ORDER BY 1, 2")
+        text(
+            "SELECT queue_name, status, count(*) FROM dead_letters GROUP BY queue_name, status ORDER BY 1, 2"
+        )
     )
     result: dict[str, dict[str, int]] = {}
     for queue, status, number in rows:

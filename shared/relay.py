@@ -47,6 +47,9 @@ async def relay_once(
         if not rows:
             return PassResult(0, 0)
         results = await asyncio.gather(*(_publish(channel, row) for row in rows), return_exceptions=True)
+        if channel.is_closed:
+            # Nothing more can be confirmed on this channel: roll the batch back and reconnect.
+            raise ConnectionError("the AMQP channel closed while publishing")
         confirmed = [row.id for row, result in zip(rows, results, strict=True) if result is True]
         for row, result in zip(rows, results, strict=True):
             if result is not True:

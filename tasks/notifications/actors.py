@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from shared.actors import handler_actor
+from typing import Any
+
+from shared.actors import ActorSpec, handler_actor
 from tasks.notifications import handlers
 from tasks.notifications.messages import DeliverNotification, SendNotification
 
 send = handler_actor(handlers.send, SendNotification)
 deliver = handler_actor(handlers.deliver, DeliverNotification)
 
-ACTORS = [send, deliver]
+ACTORS: list[ActorSpec[Any]] = [send, deliver]

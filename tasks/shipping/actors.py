@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from shared.actors import handler_actor
+from typing import Any
+
+from shared.actors import ActorSpec, handler_actor
 from tasks.shipping import handlers
 from tasks.shipping.messages import BuyLabel, VoidLabel
 
 buy_label = handler_actor(handlers.buy_label, BuyLabel)
 void_label = handler_actor(handlers.void_label, VoidLabel)
 
-ACTORS = [buy_label, void_label]
+ACTORS: list[ActorSpec[Any]] = [buy_label, void_label]

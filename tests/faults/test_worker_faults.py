@@ -26,7 +26,9 @@ def _count(runtime: Runtime, model: type) -> int:
 def _worker_waits_on_a_lock(runtime: Runtime) -> bool:
     with runtime.engine.connect() as connection:
         waiting = connection.execute(
-            text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%orders%'")
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%orders%'"
+            )
         ).scalar()
     return bool(waiting)
 
@@ -41,7 +43,17 @@ def test_a_worker_killed_mid_transaction_leaves_no_partial_write_and_the_message
     )
     with runtime.engine.connect() as blocker:
         blocker.execute(text("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"))
-        with circulate(settings, "worker", "--processes", "1", "--threads", "2", log=tmp_path / "w1.log") as first:
+        with circulate(
+            settings,
+            "worker",
+            "--processes",
+            "1",
+            "--threads",
+            "2",
+            "--queues",
+            "fulfilment",
+            log=tmp_path / "w1.log",
+        ) as first:
             wait_until(lambda: _worker_waits_on_a_lock(runtime), timeout=30)
             # When the worker is killed with SIGKILL while its transaction has claimed the key
             kill_group(first, signal.SIGKILL)
@@ -51,7 +63,17 @@ def test_a_worker_killed_mid_transaction_leaves_no_partial_write_and_the_message
     assert _count(runtime, ProcessedMessage) == 0
     assert _count(runtime, Order) == 0
     # And a new worker redoes the message exactly once
-    with circulate(settings, "worker", "--processes", "1", "--threads", "2", log=tmp_path / "w2.log"):
+    with circulate(
+        settings,
+        "worker",
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        "--queues",
+        "fulfilment",
+        log=tmp_path / "w2.log",
+    ):
         wait_until(lambda: _count(runtime, Order) == 1, timeout=30)
         wait_until(lambda: queue_depth(settings, "fulfilment") == 0, timeout=30)
     assert _count(runtime, ProcessedMessage) >= 1
@@ -66,13 +88,33 @@ def test_sigterm_finishes_or_requeues_in_flight_messages_and_loses_none(settings
         actor.send_with_options(kwargs=message_kwargs(payload, envelope_for(payload)))
 
     # When a worker is stopped with SIGTERM part way through
-    with circulate(settings, "worker", "--processes", "1", "--threads", "4", log=tmp_path / "w1.log") as first:
+    with circulate(
+        settings,
+        "worker",
+        "--processes",
+        "1",
+        "--threads",
+        "4",
+        "--queues",
+        "fulfilment",
+        log=tmp_path / "w1.log",
+    ) as first:
         wait_until(lambda: _count(runtime, Order) >= 20, timeout=60)
         kill_group(first, signal.SIGTERM)
     stopped_at = _count(runtime, Order)
 
     # Then a second worker finishes the rest, and every order exists exactly once
-    with circulate(settings, "worker", "--processes", "1", "--threads", "4", log=tmp_path / "w2.log"):
+    with circulate(
+        settings,
+        "worker",
+        "--processes",
+        "1",
+        "--threads",
+        "4",
+        "--queues",
+        "fulfilment",
+        log=tmp_path / "w2.log",
+    ):
         wait_until(lambda: _count(runtime, Order) == 300, timeout=90)
     assert stopped_at < 300 or _count(runtime, Order) == 300
     with runtime.sessions() as session:

@@ -21,10 +21,8 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, text
 
-from workers.demo.scenario import PlannedOrder, Scenario
+from workers.demo.scenario import FINAL_STATES, PlannedOrder, Scenario
 
-#: Where the demo stops following an order: it is settled, or a human has to act.
-FINAL_STATES = frozenset({"completed", "cancelled", "needs_attention"})
 CONCURRENCY = 16
 POLL_INTERVAL_S = 0.2
 

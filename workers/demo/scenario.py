@@ -25,6 +25,9 @@ from typing import Any, Literal
 
 from workers.demo.catalogue import CROSS_BORDER_SHIPPING_MINOR, EURO_COUNTRIES, ITEMS, MARKETS, Market
 
+#: Where the demo stops following an order: it is settled, or a human has to act.
+FINAL_STATES = frozenset({"completed", "cancelled", "needs_attention"})
+
 Cancel = Literal["early", "after_label"]
 Party = Literal["buyer", "seller"]
 
@@ -80,7 +83,7 @@ def build_scenario(n: int, *, seed: int, now: datetime) -> Scenario:
     firsts = [_order(rng, now) for _ in range(n - doubles)]
     pool = list(range(len(firsts)))
     rng.shuffle(pool)
-    doubled = _take(pool, doubles)
+    doubled = set(_take(pool, doubles))
     cancelled, invalid = _take(pool, round(n * 0.08)), _take(pool, round(n * 0.05))
     for position, index in enumerate(cancelled):
         firsts[index] = replace(firsts[index], cancel="early" if position % 2 == 0 else "after_label")
@@ -98,9 +101,9 @@ def build_scenario(n: int, *, seed: int, now: datetime) -> Scenario:
     return Scenario(seed=seed, orders=tuple(orders), opt_outs=_opt_outs(rng, orders))
 
 
-def _take(pool: list[int], k: int) -> set[int]:
+def _take(pool: list[int], k: int) -> list[int]:
     taken, pool[:] = pool[:k], pool[k:]
-    return set(taken)
+    return taken
 
 
 def _order(rng: random.Random, now: datetime) -> PlannedOrder:

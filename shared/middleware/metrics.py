@@ -1,0 +1,156 @@
+"""Message metrics (`MessageMetrics`) and the worker's /metrics process (`MetricsServer`).
+
+Handling time and the in-progress gauge are recorded around the handler; the outcome is counted
+when Dramatiq acks or rejects the message, because only then is it final. Dramatiq runs `after_`
+hooks in reverse order, so in `after_process_message` this middleware (listed after `Retries`)
+would run before `Retries` has decided between retry and dead-letter. At ack/nack time:
+
+    nack                                        -> dead_lettered (also never-handled messages)
+    ack, handler raised, retry enqueued         -> retried
+    ack, handler raised, no retry enqueued      -> failed (the retry could not be published)
+    ack, marked by the actor factory            -> duplicate_skipped
+    ack otherwise                               -> succeeded
+    ack of a skipped message                    -> not counted (no Circulate middleware does it)
+
+Messages taken off a `.DQ` and moved to their queue are acked too but were never handled here;
+they carry no attempt and are not counted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dramatiq
+from dramatiq.common import q_name
+from dramatiq.middleware import Middleware
+
+from shared import metrics, outcome
+from shared.metrics_runtime import mark_this_process_dead, serve_worker_metrics
+
+#: The proxy attribute holding this middleware's record of the current attempt.
+ATTEMPT = "circulate_metrics_attempt"
+UNKNOWN_ACTOR = "unknown"
+
+
+@dataclass
+class _Attempt:
+    message_id: str
+    queue: str
+    actor: str
+    started: float
+    finished: bool = False
+    skipped: bool = False
+    raised: bool = False
+    retry_enqueued: bool = False
+    marked: str | None = None
+
+
+class MessageMetrics(Middleware):
+    def __init__(self) -> None:
+        self._current = threading.local()
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        queue, actor = _labels(broker, message)
+        attempt = _Attempt(message.message_id, queue, actor, time.perf_counter())
+        metrics.MESSAGES_IN_PROGRESS.labels(queue, actor).inc()
+        setattr(message, ATTEMPT, attempt)
+        self._current.attempt = attempt
+        wait = queue_wait_seconds(message)
+        if wait is not None:
+            metrics.MESSAGE_QUEUE_WAIT.labels(queue, actor).observe(wait)
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        self._finish(message, raised=exception is not None)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        attempt: _Attempt | None = getattr(message, ATTEMPT, None)
+        if attempt is not None:
+            attempt.skipped = True
+        self._finish(message, raised=False)
+
+    def _finish(self, message: Any, *, raised: bool) -> None:
+        attempt: _Attempt | None = getattr(message, ATTEMPT, None)
+        if attempt is None or attempt.finished:
+            return
+        attempt.finished = True
+        try:
+            attempt.raised = raised
+            attempt.marked = outcome.take()
+            elapsed = time.perf_counter() - attempt.started
+            metrics.MESSAGE_HANDLING.labels(attempt.queue, attempt.actor).observe(elapsed)
+        finally:
+            metrics.MESSAGES_IN_PROGRESS.labels(attempt.queue, attempt.actor).dec()
+
+    def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
+        # Retries re-enqueues the message (same id) from the worker thread handling it.
+        attempt: _Attempt | None = getattr(self._current, "attempt", None)
+        if attempt is not None and attempt.message_id == message.message_id:
+            attempt.retry_enqueued = True
+
+    def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:
+        attempt: _Attempt | None = getattr(message, ATTEMPT, None)
+        if attempt is None:
+            return
+        self._current.attempt = None
+        if attempt.raised:
+            result = "retried" if attempt.retry_enqueued else "failed"
+        elif attempt.marked == "duplicate_skipped":
+            result = "duplicate_skipped"
+        elif attempt.finished and not attempt.skipped:
+            result = "succeeded"
+        else:  # skipped and acked: dropped on purpose by a middleware; none of ours does this
+            return
+        metrics.MESSAGES.labels(attempt.queue, attempt.actor, result).inc()
+
+    def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
+        attempt: _Attempt | None = getattr(message, ATTEMPT, None)
+        self._current.attempt = None
+        queue, actor = (attempt.queue, attempt.actor) if attempt else _labels(broker, message)
+        metrics.MESSAGES.labels(queue, actor, "dead_lettered").inc()
+
+
+def _labels(broker: dramatiq.Broker, message: Any) -> tuple[str, str]:
+    # The actor name comes from the body; only registered names become label values.
+    actor = message.actor_name if message.actor_name in broker.actors else UNKNOWN_ACTOR
+    return q_name(message.queue_name), actor
+
+
+def queue_wait_seconds(message: Any) -> float | None:
+    """Seconds since the envelope's `produced_at`, on a first attempt only; None when unknown.
+
+    A retry keeps the original `produced_at`, so its wait would include earlier attempts and the
+    backoff: that is latency, not queueing, and would drown the signal.
+    """
+    try:
+        if int(message.options.get("retries") or 0) > 0:
+            return None
+        produced_at = message.kwargs["envelope"]["produced_at"]
+        produced = datetime.fromisoformat(produced_at)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    if produced.tzinfo is None:
+        produced = produced.replace(tzinfo=UTC)
+    return max(0.0, time.time() - produced.timestamp())
+
+
+class MetricsServer(Middleware):
+    """Asks Dramatiq's CLI for one extra process serving every worker process's metrics.
+
+    Dramatiq collects `forks` from the first worker process to boot and starts each in a process
+    of its own; the function is found again by module and name, so it is a module-level function
+    that reads its settings from the environment, as the workers do.
+    """
+
+    @property
+    def forks(self) -> list[Callable[[], int]]:
+        return [serve_worker_metrics]
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        mark_this_process_dead()

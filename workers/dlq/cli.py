@@ -1,0 +1,48 @@
+"""`circulate dlq`: the dead-letter archive from the command line.
+
+    circulate dlq sweep [--loop]             move .XQ messages into the archive
+    circulate dlq stats | groups | list      what is in the archive
+    circulate dlq show ID                    one message, its traceback and history
+    circulate dlq edit ID                    fix a payload before re-driving it
+    circulate dlq redrive ID | --group G     publish again (--dry-run, --rate, --limit)
+    circulate dlq purge | restore            soft-delete and undo
+    circulate dlq export | import            JSON lines, history included
+    circulate dlq user add NAME --role R     console users
+
+docs/dead_letters.md describes each with examples. Settings come from the `CIRCULATE_*`
+environment, like every other command.
+"""
+
+from __future__ import annotations
+
+import click
+
+from shared.config import Settings
+from workers.dlq import cli_actions, cli_read, cli_users
+from workers.dlq.cli_support import DlqContext
+
+
+@click.group()
+@click.pass_context
+def dlq(ctx: click.Context) -> None:
+    """Dead letters: archive, inspect, re-drive, purge, export and console users."""
+    context = DlqContext(settings=Settings())
+    ctx.obj = context
+    ctx.call_on_close(context.close)
+
+
+for command in (
+    cli_read.stats,
+    cli_read.list_messages,
+    cli_read.show,
+    cli_read.groups,
+    cli_actions.sweep,
+    cli_actions.redrive,
+    cli_actions.purge,
+    cli_actions.restore,
+    cli_actions.edit,
+    cli_actions.export,
+    cli_actions.import_,
+    cli_users.user,
+):
+    dlq.add_command(command)

@@ -1,0 +1,127 @@
+"""What every `circulate dlq` command shares: settings and database, filter options, output helpers.
+
+The database engine is opened on first use and disposed when the command ends, so `--help` and
+commands that only talk to RabbitMQ never connect to Postgres.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.archive_filter import STATUSES, Filter
+from shared.config import Settings
+from shared.db import build_engine, build_sessionmaker
+from workers.dlq.actions import Operator
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class DlqContext:
+    settings: Settings
+    _engine: Engine | None = field(default=None, init=False)
+    _sessions: sessionmaker[Session] | None = field(default=None, init=False)
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        if self._sessions is None:
+            self._engine = build_engine(self.settings, pool_size=2)
+            self._sessions = build_sessionmaker(self._engine)
+        return self._sessions
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+pass_dlq = click.make_pass_decorator(DlqContext)
+
+_RELATIVE = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_when(value: str | None, *, now: datetime | None = None) -> datetime | None:
+    """ISO 8601 (UTC when no offset is given) or a relative age like `30m`, `2h`, `7d`."""
+    if value is None:
+        return None
+    relative = _RELATIVE.match(value.strip())
+    if relative:
+        delta = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+        return (now or datetime.now(UTC)) - delta
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise click.BadParameter(f"{value!r} is neither ISO 8601 nor an age like 2h or 7d") from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def filter_options(function: F) -> F:
+    """The filter options every selecting command takes; the command gets `where: Filter`."""
+    options = [
+        click.option("--queue", help="Original queue, e.g. fulfilment."),
+        click.option("--actor", help="Actor name, e.g. fulfilment.place_order."),
+        click.option("--error-type", help="Exception type, e.g. InvalidMessage."),
+        click.option("--group", help="Group key (see `circulate dlq groups`)."),
+        click.option("--text", help="Substring of the reason, the message or its id."),
+        click.option("--since", help="Failed at or after: ISO 8601 or an age (30m, 2h, 7d)."),
+        click.option("--until", help="Failed before: ISO 8601 or an age (30m, 2h, 7d)."),
+        click.option("--status", type=click.Choice([*STATUSES, "all"]), help="Default: all but purged."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def build_filter(message_id: str | None = None, **options: Any) -> Filter:
+    names = ("queue", "actor", "error_type", "group", "text", "status")
+    values = {name: options.get(name) for name in names}
+    since, until = parse_when(options.get("since")), parse_when(options.get("until"))
+    return Filter(message_id=message_id, since=since, until=until, **values)
+
+
+def _default_operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def operator_option(function: F) -> F:
+    """`--operator NAME` (default: the login name), recorded in the audit log as who acted."""
+    return click.option(
+        "--operator", default=_default_operator, show_default="$USER", help="Who acts, for the audit log."
+    )(function)
+
+
+def cli_operator(name: str) -> Operator:
+    return Operator(name=name, via="cli")
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A plain aligned table; long cells are cut to keep one line per row."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max([len(header)] + [len(row[i]) for row in cells]) for i, header in enumerate(headers)]
+    click.echo("  ".join(header.upper().ljust(width) for header, width in zip(headers, widths, strict=True)))
+    for row in cells:
+        click.echo("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    text = "" if value is None else str(value).replace("\n", " ")
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str, sort_keys=True))

@@ -1,0 +1,125 @@
+"""Export and import of archived dead letters as JSON lines, history included.
+
+One line per message: every archive column (times in ISO 8601, a raw undecodable body in base64)
+plus its `events`. Import inserts messages that are not in the archive yet and skips the others
+(never overwrites), so importing the same file twice changes nothing. The archive's triggers
+recompute the group key; `circulate.archive_import` tells them the history comes with the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from shared import archive
+from shared.archive_filter import Filter
+from shared.errors import InvalidMessage
+
+_COLUMNS = [
+    "message_id", "queue_name", "actor_name", "message", "exception_type", "reason", "traceback",
+    "attempts", "host", "status", "first_failed_at", "last_failed_at", "recorded_by", "archived_at",
+    "raw_body", "redrive_count", "last_redriven_at", "purged_at", "purged_by", "purged_from",
+    "original_message", "edited_at",
+]  # fmt: skip
+_REQUIRED = (
+    "message_id",
+    "queue_name",
+    "actor_name",
+    "message",
+    "exception_type",
+    "reason",
+    "host",
+    "status",
+)
+_JSON = ("message", "original_message")
+_TIMES = ("first_failed_at", "last_failed_at", "archived_at", "last_redriven_at", "purged_at", "edited_at")
+
+
+def export_lines(session: Session, where: Filter) -> Iterator[str]:
+    """One JSON line per matching message, oldest failure first."""
+    for message in reversed(archive.messages(session, where, limit=None)):
+        row = {name: _jsonable(value) for name, value in asdict(message).items() if name in _COLUMNS}
+        row["events"] = [_event(event) for event in archive.events(session, message.message_id)]
+        yield json.dumps(row, sort_keys=True)
+
+
+def _event(event: archive.Event) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "operator": event.operator,
+        "at": event.at.isoformat(),
+        "detail": event.detail,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+_INSERT = text(
+    f"INSERT INTO dead_letters ({', '.join(_COLUMNS)}) VALUES ("
+    + ", ".join(f"CAST(:{name} AS jsonb)" if name in _JSON else f":{name}" for name in _COLUMNS)
+    + ") ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
+)
+_EVENT = text(
+    "INSERT INTO dead_letter_events (message_id, kind, operator, at, detail) "
+    "VALUES (:message_id, :kind, :operator, :at, CAST(:detail AS jsonb))"
+)
+
+
+def import_lines(session: Session, lines: Iterable[str]) -> tuple[int, int]:
+    """Insert the messages of an export; returns (imported, already present)."""
+    session.execute(text("SET LOCAL circulate.archive_import = 'on'"))
+    imported = skipped = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        row = _parse(number, line)
+        if session.execute(_INSERT, _params(row)).scalar_one_or_none() is None:
+            skipped += 1
+            continue
+        imported += 1
+        for event in row.get("events", []):
+            params = {"message_id": row["message_id"], "kind": event["kind"], "operator": event["operator"]}
+            at, detail = datetime.fromisoformat(event["at"]), json.dumps(event.get("detail", {}))
+            session.execute(_EVENT, params | {"at": at, "detail": detail})
+    return imported, skipped
+
+
+def _parse(number: int, line: str) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise InvalidMessage(f"line {number} is not JSON: {error}") from error
+    missing = [name for name in _REQUIRED if not isinstance(row, dict) or row.get(name) is None]
+    if missing:
+        raise InvalidMessage(f"line {number} has no {', '.join(missing)}")
+    return dict(row)
+
+
+def _params(row: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {name: row.get(name) for name in _COLUMNS}
+    for name in _JSON:
+        params[name] = json.dumps(params[name]) if params[name] is not None else None
+    if params["raw_body"] is not None:
+        params["raw_body"] = base64.b64decode(params["raw_body"])
+    for name in ("attempts", "redrive_count"):
+        params[name] = int(params[name] or 0) or (1 if name == "attempts" else 0)
+    for name in _TIMES:
+        if params[name] is not None:
+            params[name] = datetime.fromisoformat(params[name])
+    for name in ("first_failed_at", "last_failed_at"):
+        params[name] = params[name] or datetime.now().astimezone()
+    params["recorded_by"] = params["recorded_by"] or "import"
+    return params

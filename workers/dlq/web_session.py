@@ -1,0 +1,81 @@
+"""The console's session cookie: signed with HMAC-SHA256, carrying the user and a CSRF token.
+
+The cookie is `base64(json).hex(hmac)`; a cookie whose signature, shape or expiry is wrong is
+treated as no session at all. Every session, even before login, carries a random CSRF token that
+each form echoes back, so every POST (login included) can be checked. The signing secret is the
+`console_secret` setting; without one (or with one too short to be a secret) the console refuses
+to run rather than sign with something guessable. Pure functions: no web framework here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import ConfigurationError
+
+MIN_SECRET_LENGTH = 32
+SESSION_TTL_S = 8 * 3600
+
+
+@dataclass(frozen=True)
+class ConsoleSession:
+    user: str | None
+    csrf: str
+    expires: int
+
+
+def console_secret(settings: Any) -> bytes:
+    """The signing key from `settings.console_secret` (str or SecretStr); fails closed without it."""
+    value = getattr(settings, "console_secret", None)
+    if value is not None and hasattr(value, "get_secret_value"):
+        value = value.get_secret_value()
+    if not isinstance(value, str) or len(value) < MIN_SECRET_LENGTH:
+        raise ConfigurationError(
+            "the dead-letter console is disabled: set CIRCULATE_CONSOLE_SECRET to a random value of at "
+            f"least {MIN_SECRET_LENGTH} characters (for example `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'`)"
+        )
+    return value.encode()
+
+
+def new_session(user: str | None, *, now: float) -> ConsoleSession:
+    """A fresh session with a new CSRF token (login issues one, so a token never outlives a user)."""
+    return ConsoleSession(user=user, csrf=secrets.token_urlsafe(32), expires=int(now) + SESSION_TTL_S)
+
+
+def sign(session: ConsoleSession, secret: bytes) -> str:
+    data = json.dumps({"u": session.user, "c": session.csrf, "e": session.expires}, separators=(",", ":"))
+    body = base64.urlsafe_b64encode(data.encode()).decode()
+    return f"{body}.{_mac(body, secret)}"
+
+
+def unsign(cookie: str | None, secret: bytes, *, now: float) -> ConsoleSession | None:
+    """The session in a cookie, or None if it is missing, forged, malformed or expired."""
+    if not cookie or "." not in cookie:
+        return None
+    body, _, mac = cookie.rpartition(".")
+    if not hmac.compare_digest(mac, _mac(body, secret)):
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(body.encode()))
+        session = ConsoleSession(user=data["u"], csrf=str(data["c"]), expires=int(data["e"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    if session.expires < now or (session.user is not None and not isinstance(session.user, str)):
+        return None
+    return session
+
+
+def csrf_ok(session: ConsoleSession | None, token: str | None) -> bool:
+    """True only when a session exists and the form echoed its token."""
+    return session is not None and bool(token) and hmac.compare_digest(session.csrf, str(token))
+
+
+def _mac(body: str, secret: bytes) -> str:
+    return hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
