@@ -54,6 +54,13 @@ class MessageMetrics(Middleware):
     def __init__(self) -> None:
         self._current = threading.local()
 
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        # Every outcome of every actor starts at 0: Prometheus's increase() cannot see the first
+        # increment of a series that appears with the value 1, so alerts would miss it.
+        for actor in list(broker.actors.values()):
+            for result in metrics.MESSAGE_OUTCOMES:
+                metrics.MESSAGES.labels(q_name(actor.queue_name), actor.actor_name, result)
+
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
         queue, actor = _labels(broker, message)
         attempt = _Attempt(message.message_id, queue, actor, time.perf_counter())

@@ -93,8 +93,8 @@ def _quote(uow: UnitOfWork, msg: OrderAmounts) -> FeeQuote:
 
 def _post(session: Session, transaction: JournalTransaction) -> None:
     """Insert a transaction and its entries once; a replay is a no-op, a key reused for other content
-    raises ConflictingReplay. ON CONFLICT rather than a lookup, so a concurrent insert that slipped past
-    the order lock still resolves on the unique index instead of failing the whole unit of work.
+    raises ConflictingReplay. ON CONFLICT rather than a lookup first: the unique index, not the order
+    lock, is what guarantees one posting per key, whoever else writes to the journal.
 
     A transaction without entries (the release of a zero net) is still stored: the event happened, and
     the release/reversal guards read it.
@@ -108,14 +108,17 @@ def _post(session: Session, transaction: JournalTransaction) -> None:
         statement.on_conflict_do_nothing(index_elements=["posting_key"]).returning(TransactionRecord.id)
     ).scalar_one_or_none()
     if inserted is None:
-        stored = session.scalar(
-            select(TransactionRecord.content_hash).filter_by(posting_key=transaction.posting_key)
-        )
-        if stored != digest:
-            raise ConflictingReplay(f"{transaction.posting_key} was already posted with different entries")
+        _check_replay(session, transaction.posting_key, digest)
         return
     lines = [{"transaction_id": inserted, **_entry_row(entry)} for entry in transaction.entries]
-    session.execute(insert(EntryRecord), lines)
+    if lines:  # an empty list would make SQLAlchemy insert one row of defaults
+        session.execute(insert(EntryRecord), lines)
+
+
+def _check_replay(session: Session, key: str, digest: str) -> None:
+    stored = session.scalar(select(TransactionRecord.content_hash).filter_by(posting_key=key))
+    if stored != digest:
+        raise ConflictingReplay(f"{key} was already posted with different entries")
 
 
 def _entry_row(entry: posting.Entry) -> dict[str, object]:

@@ -81,7 +81,7 @@ def _run(
     token = prepare(settings, opt_outs=scenario.opt_outs)
     engine = build_engine(settings, pool_size=2)
     try:
-        with Supervisor(run_dir) as supervisor:
+        with Supervisor(run_dir, say=_say) as supervisor:
             _say(f"starting sandbox, smtp-sink, api, relay and workers (logs in {run_dir})")
             stack = start_stack(supervisor, settings, fail_rate=fail_rate)
             auth = {"Authorization": f"Bearer {token}"}

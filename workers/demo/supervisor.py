@@ -80,9 +80,12 @@ def tcp_open(port: int) -> Probe:
 class Supervisor:
     """Starts children one by one, and stops every one of them on exit, whatever the exit."""
 
-    def __init__(self, run_dir: Path, *, stop_timeout_s: float = 15.0) -> None:
+    def __init__(
+        self, run_dir: Path, *, stop_timeout_s: float = 15.0, say: Callable[[str], None] = lambda _: None
+    ) -> None:
         self.run_dir = run_dir
         self.stop_timeout_s = stop_timeout_s
+        self.say = say
         self.children: list[Child] = []
 
     def start(
@@ -97,7 +100,9 @@ class Supervisor:
         )  # fmt: skip
         child = Child(name, process, log_path, log_file)
         self.children.append(child)
+        started = time.monotonic()
         self._wait_ready(child, ready, timeout_s)
+        self.say(f"{name} ready in {time.monotonic() - started:.1f}s (pid {process.pid})")
         return child
 
     def check_alive(self) -> None:
@@ -107,9 +112,14 @@ class Supervisor:
                 raise ProcessFailed(_died(child))
 
     def stop_all(self) -> None:
-        """SIGTERM every group (newest first), then SIGKILL whatever outlives the shared deadline."""
+        """SIGTERM every child (newest first), then SIGKILL the groups that outlive the deadline.
+
+        SIGTERM goes to the leader only: Dramatiq's main process forwards it to its worker
+        processes, and a worker that gets a second SIGTERM stops at once instead of finishing.
+        """
         for child in reversed(self.children):
-            _signal_group(child, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                child.process.terminate()
         deadline = time.monotonic() + self.stop_timeout_s
         for child in reversed(self.children):
             try:

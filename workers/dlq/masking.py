@@ -16,7 +16,7 @@ MASK = "•••"
 
 _SENSITIVE_KEY = re.compile(
     r"address|line\d|street|postcode|post_code|zip|email|phone|token|secret|password|passwd|api_?key"
-    r"|authorization|cookie|card|iban|account_number|sort_code|(?:^|[_\-.])(?:pan|cvc|cvv)(?:$|[_\-.])",
+    r"|authorization|cookie|card|iban|account_number|sort_code|(?:^|[_\-.])(?:pan|cvc|cvv)(?:$|[_\-.])|^raw$",
     re.IGNORECASE,
 )
 _EMAIL = re.compile(r"[^@\s'\"<>(),;:]+@[^@\s'\"<>(),;:]+\.[A-Za-z]{2,}")

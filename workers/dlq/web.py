@@ -1,0 +1,202 @@
+"""The dead-letter console: server-rendered pages over the archive, under `/console` of the API.
+
+    app.include_router(build_console(settings))
+
+Pages: queues overview, failure groups, a filtered message list, one message (payload masked,
+traceback), a confirmation step before re-drive, purge or restore, and the audit log. Actions
+call the same functions as the CLI (`workers.dlq.actions`), audited with `via = console`. Access
+rules and refusals are in `web_auth.py`; GET pages never change anything.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import FileResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from shared import archive
+from shared.archive_filter import Filter, from_mapping
+from shared.config import Settings
+from workers.dlq import actions, masking, overview, users, web_session
+from workers.dlq.web_auth import (
+    TEMPLATES,
+    ConsoleRoute,
+    ConsoleState,
+    Denied,
+    checked_post,
+    read_session,
+    signed_in,
+    write_session,
+)
+
+ACTIONS = ("redrive", "purge", "restore")
+STYLESHEET = Path(__file__).parent / "static" / "console.css"
+
+
+def build_console(settings: Settings) -> APIRouter:
+    """The console's routes; its database engine opens on first use and closes with the app."""
+    state = ConsoleState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    router = APIRouter(prefix="/console", route_class=ConsoleRoute, lifespan=lifespan, include_in_schema=False)
+    pages = ConsolePages(state)
+    for path, method, endpoint in [
+        ("/login", "GET", pages.login_form),
+        ("/login", "POST", pages.login),
+        ("/logout", "POST", pages.logout),
+        ("/", "GET", pages.overview),
+        ("/groups", "GET", pages.groups),
+        ("/messages", "GET", pages.messages),
+        ("/messages/{message_id}", "GET", pages.message),
+        ("/confirm/{action}", "GET", pages.confirm),
+        ("/actions/{action}", "POST", pages.act),
+        ("/audit", "GET", pages.audit),
+        ("/static/console.css", "GET", pages.stylesheet),
+    ]:
+        name = "console_" + getattr(endpoint, "__name__", "page")
+        router.add_api_route(path, endpoint, methods=[method], name=name, response_model=None)
+    return router
+
+
+class ConsolePages:
+    """One method per page; each GET checks the session, each POST the CSRF token and role."""
+
+    def __init__(self, state: ConsoleState) -> None:
+        self.state = state
+
+    def _page(self, request: Request, template: str, session: web_session.ConsoleSession, **context: Any) -> Response:
+        return TEMPLATES.TemplateResponse(request, template, {"csrf": session.csrf, **context})
+
+    def _where(self, request: Request) -> Filter:
+        try:
+            return from_mapping(dict(request.query_params))
+        except (TypeError, ValueError) as error:
+            raise Denied(400, f"bad filter: {error}") from error
+
+    def login_form(self, request: Request, failed: bool = False) -> Response:
+        session = web_session.new_session(None, now=time.time())
+        response = self._page(request, "login.html", session, user=None, failed=failed)
+        write_session(response, request, self.state, session)
+        return response
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        session = read_session(request, self.state)
+        if not web_session.csrf_ok(session, _text(form.get("csrf"))):
+            raise Denied(403, "This form is missing its CSRF token or has a wrong one. Reload the page and retry.")
+        name, password = _text(form.get("name")), _text(form.get("password"))
+        user = await run_in_threadpool(self._authenticate, name or "", password or "")
+        if user is None:
+            return RedirectResponse(str(request.url_for("console_login_form")) + "?failed=1", status_code=303)
+        response = RedirectResponse(request.url_for("console_overview"), status_code=303)
+        write_session(response, request, self.state, web_session.new_session(user.name, now=time.time()))
+        return response
+
+    def _authenticate(self, name: str, password: str) -> users.ConsoleUser | None:
+        with self.state.sessions() as db:
+            return users.authenticate(db, name, password)
+
+    async def logout(self, request: Request) -> Response:
+        await run_in_threadpool(checked_post, request, self.state, await request.form(), operator_only=False)
+        response = RedirectResponse(request.url_for("console_login_form"), status_code=303)
+        write_session(response, request, self.state, web_session.new_session(None, now=time.time()))
+        return response
+
+    def overview(self, request: Request) -> Response:
+        user, session = signed_in(request, self.state)
+        with self.state.sessions() as db:
+            counts = archive.stats(db)
+        dead = {queue: by_status.get("dead", 0) for queue, by_status in counts.items()}
+        rows, error = overview.overview(self.state.settings, dead)
+        return self._page(request, "overview.html", session, user=user, rows=rows, error=error)
+
+    def groups(self, request: Request) -> Response:
+        user, session = signed_in(request, self.state)
+        where = self._where(request)
+        with self.state.sessions() as db:
+            found = archive.groups(db, where)
+        return self._page(request, "groups.html", session, user=user, groups=found, scrub=masking.scrub)
+
+    def messages(self, request: Request) -> Response:
+        user, session = signed_in(request, self.state)
+        where = self._where(request)
+        with self.state.sessions() as db:
+            found, total = archive.messages(db, where, limit=200), archive.count(db, where)
+        context = {"messages": found, "total": total, "where": where.describe(), "scrub": masking.scrub}
+        return self._page(request, "messages.html", session, user=user, **context)
+
+    def message(self, request: Request, message_id: str) -> Response:
+        user, session = signed_in(request, self.state)
+        with self.state.sessions() as db:
+            found, history = archive.message(db, message_id), archive.events(db, message_id)
+        if found is None:
+            raise Denied(404, f"No archived message {message_id}.")
+        shown = {
+            "message_json": json.dumps(masking.mask(found.message), indent=2, sort_keys=True),
+            "traceback": masking.scrub(found.traceback or "(none recorded)"),
+            "reason": masking.scrub(found.reason),
+            "history": [(e, json.dumps(masking.mask(e.detail), sort_keys=True)) for e in history],
+        }
+        return self._page(request, "message.html", session, user=user, m=found, **shown)
+
+    def confirm(self, request: Request, action: str) -> Response:
+        user, session = signed_in(request, self.state)
+        where = self._checked_action(action, self._where(request))
+        if not user.can_act:
+            raise Denied(403, f"{user.name} is a viewer; only operators can re-drive, purge or restore.")
+        affected = {"redrive": where.with_status("dead"), "restore": where.with_status("purged")}
+        with self.state.sessions() as db:
+            count = archive.count(db, affected.get(action, where))
+        context = {"action": action, "where": where.describe(), "count": count}
+        return self._page(request, "confirm.html", session, user=user, **context)
+
+    def _checked_action(self, action: str, where: Filter) -> Filter:
+        if action not in ACTIONS:
+            raise Denied(404, f"Unknown action {action!r}.")
+        if where.is_empty():
+            raise Denied(400, "Choose a group, a queue or a message first; the console never acts on everything.")
+        return where
+
+    async def act(self, request: Request, action: str) -> Response:
+        form = await request.form()
+        user, _ = await run_in_threadpool(checked_post, request, self.state, form)
+        fields = {name: _text(value) for name, value in form.items() if name != "csrf"}
+        try:
+            where = self._checked_action(action, from_mapping(fields))
+        except (TypeError, ValueError) as error:
+            raise Denied(400, f"bad filter: {error}") from error
+        await run_in_threadpool(self._act, action, where, actions.Operator(user.name, "console"))
+        return RedirectResponse(request.url_for("console_audit"), status_code=303)
+
+    def _act(self, action: str, where: Filter, who: actions.Operator) -> None:
+        sessions = self.state.sessions
+        if action == "redrive":
+            actions.redrive_matching(self.state.settings, sessions, where, who=who)
+        elif action == "purge":
+            actions.purge_matching(sessions, where, who=who)
+        else:
+            actions.restore_matching(sessions, where, who=who)
+
+    def audit(self, request: Request) -> Response:
+        user, session = signed_in(request, self.state)
+        with self.state.sessions() as db:
+            entries = archive.audit_log(db, limit=200)
+        return self._page(request, "audit.html", session, user=user, entries=entries)
+
+    def stylesheet(self) -> Response:
+        return FileResponse(STYLESHEET, media_type="text/css")
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
