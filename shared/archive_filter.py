@@ -34,8 +34,8 @@ class Filter:
             raise ValueError(f"unknown status {self.status!r}; use one of {', '.join(STATUSES)} or all")
 
     def is_empty(self) -> bool:
-        """True when nothing narrows the selection (purge refuses that without `--all`)."""
-        return all(getattr(self, field.name) is None for field in fields(self))
+        """True when only the status (or nothing) is set: actions refuse that without `--all`."""
+        return all(getattr(self, field.name) is None for field in fields(self) if field.name != "status")
 
     def describe(self) -> dict[str, str]:
         """The filter as JSON-ready text, for the audit log and the console's links."""

@@ -174,3 +174,12 @@ def smtp_sink(host: str, port: int, maildir: str | None) -> None:
     from workers.smtp_sink import run_smtp_sink
 
     run_smtp_sink(host, port, Path(maildir) if maildir else None)
+
+
+def _attach_subcommands() -> None:
+    from workers.ledger_cli import ledger
+
+    main.add_command(ledger)
+
+
+_attach_subcommands()

@@ -238,3 +238,17 @@ def test_a_purchase_whose_commit_was_lost_is_not_bought_again_on_redelivery(
     # Then the carrier hands back the first label instead of selling a second
     assert label.label_id == first.label_id
     assert sandbox.stats()["labels_purchased"] == 1
+
+
+def test_a_label_is_bought_once_the_refused_address_is_corrected(broker, worker, runtime, sandbox: Sandbox):
+    # Given a purchase refused for its address
+    refused = buy_label(ship_to_line1="13 Invalid Avenue")
+    send(broker, refused)
+    wait_until(lambda: outbox_payloads(runtime, "fulfilment.record_label_rejection"))
+    # When fulfilment asks again with the corrected address
+    corrected = refused.model_copy(update={"ship_to": buy_label().ship_to})
+    send(broker, corrected)
+    # Then the label is bought under the same order
+    label = wait_until(lambda: label_of(runtime, refused.order_id))
+    assert label.status == "purchased"
+    assert sandbox.stats()["labels_purchased"] == 1

@@ -63,9 +63,11 @@ def start_stack(supervisor: Supervisor, settings: Settings, *, fail_rate: float)
     sandbox = circulate("sandbox", "--port", str(sandbox_port), "--webhook-url", webhook_url,
                         "--fail-rate", str(fail_rate))  # fmt: skip
     start("sandbox", sandbox, env=env, ready=http_ok(f"{sandbox_url}/healthz"))
-    start("relay", circulate("relay"), env=env, ready=amqp_connections(settings, at_least=1))
+    # The relay and the workers boot side by side; both are waited for before any order is sent.
+    relay = start("relay", circulate("relay"), env=env, ready=None)
     start("worker", circulate("worker", "--processes", "2", "--threads", "8"),
           env=env, ready=consumers_on_every_queue(settings), timeout_s=60)  # fmt: skip
+    supervisor.wait_ready(relay, relay_connected(settings))
     return Stack(api_url=api_url, sandbox_url=sandbox_url, maildir=maildir)
 
 
@@ -88,8 +90,8 @@ def child_env(settings: Settings, *, smtp_port: int, api_port: int, sandbox_url:
     }
 
 
-def amqp_connections(settings: Settings, *, at_least: int) -> Probe:
-    """Ready when RabbitMQ lists `at_least` client connections in the demo's vhost (the relay's)."""
+def relay_connected(settings: Settings) -> Probe:
+    """Ready when RabbitMQ lists an aiormq client (the relay; workers use pika) in the vhost."""
     path = f"/api/vhosts/{quote(settings.amqp_vhost, safe='')}/connections"
 
     def probe() -> bool:
@@ -98,7 +100,10 @@ def amqp_connections(settings: Settings, *, at_least: int) -> Probe:
                 response = client.get(path)
         except httpx.HTTPError:
             return False
-        return response.status_code == 200 and len(response.json()) >= at_least
+        if response.status_code != 200:
+            return False
+        products = [str(c.get("client_properties", {}).get("product", "")) for c in response.json()]
+        return any("aiormq" in product.lower() for product in products)
 
     return probe
 

@@ -89,9 +89,19 @@ class Supervisor:
         self.children: list[Child] = []
 
     def start(
-        self, name: str, argv: Sequence[str], *, env: Mapping[str, str], ready: Probe, timeout_s: float = 30.0
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        ready: Probe | None,
+        timeout_s: float = 30.0,
     ) -> Child:
-        """Spawn `argv` and return once `ready()` is true; ProcessFailed if it dies or times out."""
+        """Spawn `argv` and return once `ready()` is true; ProcessFailed if it dies or times out.
+
+        With `ready=None` it returns at once, so slow starters can boot side by side; call
+        `wait_ready` for them afterwards.
+        """
         log_path = self.run_dir / f"{name}.log"
         log_file = log_path.open("wb")
         process = subprocess.Popen(
@@ -100,9 +110,8 @@ class Supervisor:
         )  # fmt: skip
         child = Child(name, process, log_path, log_file)
         self.children.append(child)
-        started = time.monotonic()
-        self._wait_ready(child, ready, timeout_s)
-        self.say(f"{name} ready in {time.monotonic() - started:.1f}s (pid {process.pid})")
+        if ready is not None:
+            self.wait_ready(child, ready, timeout_s)
         return child
 
     def check_alive(self) -> None:
@@ -140,9 +149,11 @@ class Supervisor:
     ) -> None:
         self.stop_all()
 
-    def _wait_ready(self, child: Child, ready: Probe, timeout_s: float) -> None:
+    def wait_ready(self, child: Child, ready: Probe, timeout_s: float = 30.0) -> None:
+        """Poll `ready` until true; ProcessFailed (quoting the log) if the child dies or times out."""
         pause = threading.Event()
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline = started + timeout_s
         while not ready():
             if not child.alive():
                 raise ProcessFailed(_died(child))
@@ -152,6 +163,7 @@ class Supervisor:
                     f"{child.log_tail()}"
                 )
             pause.wait(0.1)
+        self.say(f"{child.name} ready after {time.monotonic() - started:.1f}s (pid {child.process.pid})")
 
 
 def _died(child: Child) -> str:

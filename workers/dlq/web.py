@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -49,9 +49,11 @@ def build_console(settings: Settings) -> APIRouter:
         yield
         state.close()
 
-    router = APIRouter(prefix="/console", route_class=ConsoleRoute, lifespan=lifespan, include_in_schema=False)
+    router = APIRouter(
+        prefix="/console", route_class=ConsoleRoute, lifespan=lifespan, include_in_schema=False
+    )
     pages = ConsolePages(state)
-    for path, method, endpoint in [
+    routes: list[tuple[str, str, Callable[..., Any]]] = [
         ("/login", "GET", pages.login_form),
         ("/login", "POST", pages.login),
         ("/logout", "POST", pages.logout),
@@ -63,7 +65,8 @@ def build_console(settings: Settings) -> APIRouter:
         ("/actions/{action}", "POST", pages.act),
         ("/audit", "GET", pages.audit),
         ("/static/console.css", "GET", pages.stylesheet),
-    ]:
+    ]
+    for path, method, endpoint in routes:
         name = "console_" + getattr(endpoint, "__name__", "page")
         router.add_api_route(path, endpoint, methods=[method], name=name, response_model=None)
     return router
@@ -75,7 +78,9 @@ class ConsolePages:
     def __init__(self, state: ConsoleState) -> None:
         self.state = state
 
-    def _page(self, request: Request, template: str, session: web_session.ConsoleSession, **context: Any) -> Response:
+    def _page(
+        self, request: Request, template: str, session: web_session.ConsoleSession, **context: Any
+    ) -> Response:
         return TEMPLATES.TemplateResponse(request, template, {"csrf": session.csrf, **context})
 
     def _where(self, request: Request) -> Filter:
@@ -94,7 +99,9 @@ class ConsolePages:
         form = await request.form()
         session = read_session(request, self.state)
         if not web_session.csrf_ok(session, _text(form.get("csrf"))):
-            raise Denied(403, "This form is missing its CSRF token or has a wrong one. Reload the page and retry.")
+            raise Denied(
+                403, "This form is missing its CSRF token or has a wrong one. Reload the page and retry."
+            )
         name, password = _text(form.get("name")), _text(form.get("password"))
         user = await run_in_threadpool(self._authenticate, name or "", password or "")
         if user is None:
@@ -165,7 +172,9 @@ class ConsolePages:
         if action not in ACTIONS:
             raise Denied(404, f"Unknown action {action!r}.")
         if where.is_empty():
-            raise Denied(400, "Choose a group, a queue or a message first; the console never acts on everything.")
+            raise Denied(
+                400, "Choose a group, a queue or a message first; the console never acts on everything."
+            )
         return where
 
     async def act(self, request: Request, action: str) -> Response:

@@ -120,7 +120,9 @@ def checked_post(
     """A POST's user after the CSRF check (first, for everyone) and the role check."""
     session = read_session(request, state)
     if not web_session.csrf_ok(session, form.get("csrf")):
-        raise Denied(403, "This form is missing its CSRF token or has a wrong one. Reload the page and retry.")
+        raise Denied(
+            403, "This form is missing its CSRF token or has a wrong one. Reload the page and retry."
+        )
     user, session = signed_in(request, state)
     if operator_only and not user.can_act:
         raise Denied(403, f"{user.name} is a viewer; only operators can re-drive, purge or restore.")
@@ -140,7 +142,10 @@ class ConsoleRoute(APIRoute):
                 response = RedirectResponse(request.url_for("console_login_form"), status_code=303)
             except Denied as denied:
                 response = TEMPLATES.TemplateResponse(
-                    request, "error.html", {"message": denied.message, "user": None}, status_code=denied.status
+                    request,
+                    "error.html",
+                    {"message": denied.message, "user": None},
+                    status_code=denied.status,
                 )
             response.headers.update(SECURITY_HEADERS)
             return response

@@ -105,8 +105,8 @@ def upgrade() -> None:
         sa.Column("created_at", TZ, server_default=sa.func.now(), nullable=False),
         sa.Column("updated_at", TZ, server_default=sa.func.now(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_orders"),
-        sa.CheckConstraint("item_price_minor >= 0", name="item_price_not_negative"),
-        sa.CheckConstraint("shipping_price_minor >= 0", name="shipping_price_not_negative"),
+        sa.CheckConstraint("item_price_minor >= 0", name="ck_orders_item_price_not_negative"),
+        sa.CheckConstraint("shipping_price_minor >= 0", name="ck_orders_shipping_price_not_negative"),
     )
     op.create_index("ix_orders_listing_id", "orders", ["listing_id"])
     op.create_table(

@@ -1,0 +1,60 @@
+"""The same unit of work for every contender: record one row per message.
+
+`circulate` runs it through `handler_actor` (validation, inbox claim, unit of work, commit);
+`bare` is plain Dramatiq with one psycopg insert, the baseline the core is to match.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+import dramatiq
+import psycopg
+
+from shared.actors import handler_actor
+from shared.config import Settings
+from shared.db import libpq_url
+from shared.messages import Payload
+from shared.uow import UnitOfWork
+from sqlalchemy import text
+
+
+class RecordSale(Payload):
+    kind: ClassVar[str] = "bench.record_sale"
+    queue: ClassVar[str] = "fulfilment"
+
+    sale_id: int
+    amount_minor: int
+
+
+_INSERT = text("INSERT INTO bench_sales (sale_id, amount_minor) VALUES (:sale_id, :amount_minor)")
+
+
+def record_sale(uow: UnitOfWork, msg: RecordSale) -> None:
+    uow.session.execute(_INSERT, {"sale_id": msg.sale_id, "amount_minor": msg.amount_minor})
+
+
+RECORD_SALE = handler_actor(record_sale, RecordSale)
+
+_local = threading.local()
+
+
+def bind_bare_actor(broker: dramatiq.Broker, settings: Settings) -> None:
+    """Plain Dramatiq: one connection per thread, one INSERT and commit per message."""
+
+    def bare_record_sale(sale_id: int, amount_minor: int) -> None:
+        conn = getattr(_local, "conn", None)
+        if conn is None:
+            conn = _local.conn = psycopg.connect(libpq_url(settings))
+        with conn.transaction():
+            conn.execute("INSERT INTO bench_sales (sale_id, amount_minor) VALUES (%s, %s)", (sale_id, amount_minor))
+
+    dramatiq.Actor(
+        bare_record_sale, broker=broker, actor_name="bench.bare_record_sale", queue_name="fulfilment",
+        priority=0, options={},
+    )  # fmt: skip
+
+
+def sale_kwargs(sale_id: int) -> dict[str, Any]:
+    return {"sale_id": sale_id, "amount_minor": 1000 + sale_id % 5000}
