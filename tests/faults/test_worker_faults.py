@@ -27,7 +27,8 @@ def _worker_waits_on_a_lock(runtime: Runtime) -> bool:
     with runtime.engine.connect() as connection:
         waiting = connection.execute(
             text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%orders%'"
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND query ILIKE '%orders%'"
             )
         ).scalar()
     return bool(waiting)

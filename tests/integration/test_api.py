@@ -51,7 +51,10 @@ def test_requests_without_a_valid_token_are_refused(api):
         response = api.post("/v1/orders", json=order_body(), headers=headers)
         assert response.status_code == 401
         assert response.json()["error"] == "unauthenticated"
-    assert api.get("/v1/orders/6f1c1e8e-0000-4000-8000-000000000000", headers={"Authorization": ""}).status_code == 401
+    assert (
+        api.get("/v1/orders/6f1c1e8e-0000-4000-8000-000000000000", headers={"Authorization": ""}).status_code
+        == 401
+    )
 
 
 def test_a_bad_body_gets_a_422_naming_the_field(api, runtime):
@@ -107,13 +110,17 @@ def test_a_body_over_the_size_limit_is_refused_before_it_is_read(api, settings, 
 def test_an_order_reads_back_with_its_history_and_unknown_orders_are_404(api, runtime):
     body = order_body()
     with runtime.sessions.begin() as session:
-        from tests.factories import place_order
         from tasks.fulfilment.handlers import _new_order
+        from tests.factories import place_order
 
         order = _new_order(place_order(**body))
         session.add(order)
         session.flush()
-        session.add(OrderTransition(order_id=order.id, from_state=None, to_state="placed", event="order_placed", cause="test"))
+        session.add(
+            OrderTransition(
+                order_id=order.id, from_state=None, to_state="placed", event="order_placed", cause="test"
+            )
+        )
     response = api.get(f"/v1/orders/{body['order_id']}")
     assert response.status_code == 200
     assert response.json()["state"] == "placed"
@@ -137,4 +144,9 @@ def test_health_readiness_and_openapi_answer(api):
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").json() == {"status": "ready"}
     paths = api.get("/openapi.json").json()["paths"]
-    assert {"/v1/orders", "/v1/orders/{order_id}", "/v1/orders/{order_id}/cancel", "/v1/carrier/webhooks"} <= set(paths)
+    assert {
+        "/v1/orders",
+        "/v1/orders/{order_id}",
+        "/v1/orders/{order_id}/cancel",
+        "/v1/carrier/webhooks",
+    } <= set(paths)

@@ -11,13 +11,13 @@ from typing import Any, ClassVar
 
 import dramatiq
 import psycopg
+from sqlalchemy import text
 
 from shared.actors import handler_actor
 from shared.config import Settings
 from shared.db import libpq_url
 from shared.messages import Payload
 from shared.uow import UnitOfWork
-from sqlalchemy import text
 
 
 class RecordSale(Payload):
@@ -38,6 +38,7 @@ def record_sale(uow: UnitOfWork, msg: RecordSale) -> None:
 RECORD_SALE = handler_actor(record_sale, RecordSale)
 
 _local = threading.local()
+_BARE_INSERT = "INSERT INTO bench_sales (sale_id, amount_minor) VALUES (%s, %s)"
 
 
 def bind_bare_actor(broker: dramatiq.Broker, settings: Settings) -> None:
@@ -48,7 +49,9 @@ def bind_bare_actor(broker: dramatiq.Broker, settings: Settings) -> None:
         if conn is None:
             conn = _local.conn = psycopg.connect(libpq_url(settings))
         with conn.transaction():
-            conn.execute("INSERT INTO bench_sales (sale_id, amount_minor) VALUES (%s, %s)", (sale_id, amount_minor))
+            conn.execute(
+                "INSERT INTO bench_sales (sale_id, amount_minor) VALUES (%s, %s)", (sale_id, amount_minor)
+            )
 
     dramatiq.Actor(
         bare_record_sale, broker=broker, actor_name="bench.bare_record_sale", queue_name="fulfilment",
