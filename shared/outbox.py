@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db import Base
 from shared.messages import Envelope, Payload
+from shared.tracing import child_of
 
 
 class OutboxRow(Base):
@@ -88,7 +89,7 @@ class Outbox:
             idempotency_key=key,
             kind=payload.kind,
             correlation_id=self.correlation_id,
-            traceparent=self.traceparent,
+            traceparent=child_of(self.traceparent),
         )
         self.session.execute(
             _INSERT,

@@ -150,3 +150,16 @@ def test_health_readiness_and_openapi_answer(api):
         "/v1/orders/{order_id}/cancel",
         "/v1/carrier/webhooks",
     } <= set(paths)
+
+
+def test_the_callers_trace_context_travels_in_the_envelope(api, runtime):
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    response = api.post(
+        "/v1/orders", json=order_body(), headers={"traceparent": f"00-{trace}-b7ad6b7169203331-01"}
+    )
+    assert response.status_code == 202
+    with runtime.sessions() as session:
+        row = session.scalars(select(OutboxRow)).one()
+    envelope = json.loads(row.body)["kwargs"]["envelope"]
+    assert envelope["traceparent"].startswith(f"00-{trace}-")
+    assert envelope["traceparent"] != f"00-{trace}-b7ad6b7169203331-01"

@@ -180,3 +180,24 @@ def test_completion_releases_the_sellers_funds(rt):
 def test_a_cancellation_for_an_order_not_yet_known_is_retried_later(rt):
     with pytest.raises(OrderNotYetKnown):
         deliver(rt, actors.cancel_order, CancelOrder(order_id=uuid.uuid4()))
+
+
+def test_follow_ups_stay_in_the_trace_and_correlation_of_the_message_that_caused_them(rt):
+    payload = place_order()
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    envelope = Envelope(
+        idempotency_key="k",
+        kind=payload.kind,
+        correlation_id="corr-1",
+        traceparent=f"00-{trace}-00f067aa0ba902b7-01",
+    )
+    run_message(
+        actors.place_order,
+        rt,
+        {"envelope": envelope.model_dump(mode="json"), "payload": payload.model_dump(mode="json")},
+    )
+    with rt.sessions() as session:
+        envelopes = [json.loads(r.body)["kwargs"]["envelope"] for r in session.scalars(select(OutboxRow))]
+    assert len(envelopes) == 3
+    assert {e["correlation_id"] for e in envelopes} == {"corr-1"}
+    assert all(e["traceparent"].startswith(f"00-{trace}-") for e in envelopes)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from shared.enqueue import enqueue
 from shared.messages import Payload
+from shared.tracing import accept_traceparent
 from tasks.fulfilment.messages import CancelOrder, PlaceOrder
 from tasks.fulfilment.models import Order, OrderTransition
 from workers.api import idempotency
@@ -29,6 +30,7 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 CorrelationId = Annotated[str | None, Header(alias="X-Correlation-Id", max_length=200)]
+TraceParent = Annotated[str | None, Header(alias="traceparent", max_length=100)]
 
 
 class CancelRequest(BaseModel):
@@ -51,6 +53,7 @@ def _accept(
     service: str,
     http_key: str | None,
     correlation_id: str | None,
+    traceparent: str | None,
     payload: Payload,
     message_key: str,
     order_id: uuid.UUID,
@@ -63,7 +66,13 @@ def _accept(
             return JSONResponse(
                 status_code=stored.status_code, content=stored.body, headers={"Idempotent-Replayed": "true"}
             )
-    envelope = enqueue(session, payload, idempotency_key=message_key, correlation_id=correlation_id)
+    envelope = enqueue(
+        session,
+        payload,
+        idempotency_key=message_key,
+        correlation_id=correlation_id,
+        traceparent=accept_traceparent(traceparent),
+    )
     accepted = Accepted(
         order_id=order_id,
         message_id=envelope.message_id,
@@ -85,6 +94,7 @@ def place_order(
     service: Service,
     idempotency_key: IdempotencyKey = None,
     correlation_id: CorrelationId = None,
+    traceparent: TraceParent = None,
 ) -> JSONResponse:
     """An order was placed and paid: fulfil it. Answers 202 once the job is durably queued."""
     return _accept(
@@ -93,6 +103,7 @@ def place_order(
         service=service,
         http_key=idempotency_key,
         correlation_id=correlation_id,
+        traceparent=traceparent,
         payload=order,
         message_key=f"order-placed:{order.order_id}",
         order_id=order.order_id,
@@ -108,6 +119,7 @@ def cancel_order(
     body: CancelRequest | None = None,
     idempotency_key: IdempotencyKey = None,
     correlation_id: CorrelationId = None,
+    traceparent: TraceParent = None,
 ) -> JSONResponse:
     """Ask for a cancellation; fulfilment refuses it if the parcel has already shipped."""
     reason = body.reason if body else "buyer_request"
@@ -117,6 +129,7 @@ def cancel_order(
         service=service,
         http_key=idempotency_key,
         correlation_id=correlation_id,
+        traceparent=traceparent,
         payload=CancelOrder(order_id=order_id, reason=reason),
         message_key=f"order-cancel:{order_id}",
         order_id=order_id,

@@ -29,14 +29,22 @@ _REASONS = {
 }
 
 
-def describe(xq_name: str, body: bytes, headers: Mapping[str, Any] | None, *, host: str) -> SweptMessage:
-    """The archive row for one `.XQ` copy, as complete as the copy allows."""
+def describe(
+    xq_name: str, body: bytes, headers: Mapping[str, Any] | None, *, host: str, delivery_limit: int
+) -> SweptMessage:
+    """The archive row for one `.XQ` copy, as complete as the copy allows.
+
+    `x-delivery-count` is no help for the attempt count: it counts deliveries from the `.XQ`
+    itself. A delivery-limit death means the queue's limit was passed; otherwise the Dramatiq
+    retry count in the message's options is what is known.
+    """
     headers = headers or {}
     fields = dict(StrictJSONEncoder().decode(body))
     death = _last_death(headers)
     queue = _text(death.get("queue")) or xq_name.removesuffix(".XQ")
-    deliveries = _int(headers.get("x-delivery-count"))
-    attempts = deliveries + 1 if deliveries else _int(fields["options"].get("retries")) + 1
+    attempts = _int(fields["options"].get("retries")) + 1
+    if _text(death.get("reason")) == "delivery_limit":
+        attempts = max(attempts, delivery_limit + 1)
     if fields["actor_name"] == UNDECODABLE_ACTOR:
         exception_type, reason, raw = "InvalidMessage", str(fields["kwargs"].get("reason")), body
     else:
@@ -46,9 +54,9 @@ def describe(xq_name: str, body: bytes, headers: Mapping[str, Any] | None, *, ho
         message_id=str(fields["message_id"]),
         queue_name=queue,
         actor_name=str(fields["actor_name"]),
-        message=json.loads(json.dumps(fields, default=str)),
+        message=_storable(json.loads(json.dumps(fields, default=str))),
         exception_type=exception_type,
-        reason=reason,
+        reason=_storable(reason),
         attempts=attempts,
         host=host,
         raw_body=raw,
@@ -75,6 +83,17 @@ def _last_death(headers: Mapping[str, Any]) -> Mapping[str, Any]:
         "reason": headers.get("x-first-death-reason"),
         "queue": headers.get("x-first-death-queue"),
     }
+
+
+def _storable(value: Any) -> Any:
+    """Postgres text and jsonb cannot hold NUL characters, which a garbage body may decode to."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
 
 
 def _text(value: Any) -> str | None:

@@ -64,7 +64,8 @@ def sweep_once(
     try:
         channel = connection.channel()
         for queue in queues:
-            while _sweep_batch(channel, sessions, xq_name(queue), result, host=host, size=batch_size):
+            xq, limit = xq_name(queue), settings.delivery_limit
+            while _sweep_batch(channel, sessions, xq, result, host=host, size=batch_size, limit=limit):
                 pass
     finally:
         if connection.is_open:
@@ -77,7 +78,14 @@ def sweep_once(
 
 
 def _sweep_batch(
-    channel: Any, sessions: sessionmaker[Session], xq: str, result: SweepResult, *, host: str, size: int
+    channel: Any,
+    sessions: sessionmaker[Session],
+    xq: str,
+    result: SweepResult,
+    *,
+    host: str,
+    size: int,
+    limit: int,
 ) -> bool:
     """Archive up to `size` copies in one transaction, then ack them; False when the queue is empty."""
     last_tag = None
@@ -86,7 +94,7 @@ def _sweep_batch(
             method, properties, body = channel.basic_get(xq, auto_ack=False)
             if method is None:
                 break
-            swept = deaths.describe(xq, body, properties.headers, host=host)
+            swept = deaths.describe(xq, body, properties.headers, host=host, delivery_limit=limit)
             outcome = archive_swept(session, swept, operator=host)
             result.counts[outcome or "already"] += 1
             last_tag = method.delivery_tag
