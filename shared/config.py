@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     carrier_timeout_s: float = 5.0
     carrier_webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
     push_url: str = "http://127.0.0.1:8100"
+    push_api_key: SecretStr = SecretStr("sandbox-api-key")
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     smtp_sender: str = "Circulate <no-reply@circulate.test>"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from shared.actors import handler_actor
+from typing import Any
+
+from shared.actors import ActorSpec, handler_actor
 from tasks.ledger import handlers
 from tasks.ledger.messages import CapturePayment, ReleaseFunds, ReversePayment
 
@@ -10,4 +12,4 @@ capture_payment = handler_actor(handlers.capture_payment, CapturePayment)
 release_funds = handler_actor(handlers.release_funds, ReleaseFunds)
 reverse_payment = handler_actor(handlers.reverse_payment, ReversePayment)
 
-ACTORS = [capture_payment, release_funds, reverse_payment]
+ACTORS: list[ActorSpec[Any]] = [capture_payment, release_funds, reverse_payment]

@@ -115,14 +115,10 @@ class PushClient:
 
 
 def push_from_settings(settings: Settings) -> PushClient:
-    """The "push" adapter factory (`tasks.registry.ADAPTERS`), built at worker boot.
-
-    Settings has no key of its own for the gateway yet; the sandbox serves both APIs with one
-    bearer key, so the carrier's key is used until a `push_api_key` setting exists.
-    """
+    """The "push" adapter factory (`tasks.registry.ADAPTERS`), built at worker boot."""
     return PushClient(
         base_url=settings.push_url,
-        api_key=settings.carrier_api_key.get_secret_value(),
+        api_key=settings.push_api_key.get_secret_value(),
         timeout_s=settings.carrier_timeout_s,
     )
 
