@@ -6,13 +6,18 @@ STAMP := $(VENV)/.installed-stamp
 export CIRCULATE_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/circulate_test
 export CIRCULATE_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/circulate_test
 
-.PHONY: install services test lint typecheck demo bench clean
+.PHONY: install system-packages services test lint typecheck demo bench clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Debian packages the tests need and pip cannot provide (promtool, Chromium); idempotent.
+system-packages:
+	bash scripts/install-system-packages.sh
+	bash scripts/install-browser.sh
 
 services:
 	bash scripts/services.sh
@@ -24,7 +29,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) services lint typecheck
+test: $(STAMP) system-packages services lint typecheck
 	$(BIN)/pytest -q
 
 demo: $(STAMP) services

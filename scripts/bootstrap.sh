@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the project with its development tools from pyproject.toml,
-# plus the few Debian packages the tests need (promtool), when they are missing.
+# Creates .venv and installs the project with its development tools from pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quiet() { "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
@@ -10,6 +9,3 @@ fi
 quiet .venv/bin/pip install --quiet --upgrade pip
 quiet .venv/bin/pip install --quiet -e '.[dev]'
 test -x .venv/bin/circulate || { echo "error: installing the project into .venv failed (see pip's output above)" >&2; exit 1; }
-if [ -x scripts/install-system-packages.sh ]; then
-  bash scripts/install-system-packages.sh
-fi

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     fee_schedule_json: str | None = None
     completion_hold_s: int = Field(default=3 * 24 * 3600, ge=0)
 
+    # Operator console: signs session cookies; at least 32 characters. Unset, /console answers 503.
+    console_secret: SecretStr | None = None
+
     # Metrics
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9191

@@ -38,7 +38,7 @@ MESSAGES = Counter(
 )
 MESSAGE_HANDLING = Histogram(
     "circulate_message_handling_seconds",
-    "Time a worker spent on a message, middleware included.",
+    "Time a worker spent on one attempt at a message.",
     ["queue", "actor"],
     buckets=HANDLING_BUCKETS,
 )

@@ -177,9 +177,11 @@ def smtp_sink(host: str, port: int, maildir: str | None) -> None:
 
 
 def _attach_subcommands() -> None:
+    from workers.dlq.cli import dlq
     from workers.ledger_cli import ledger
 
     main.add_command(ledger)
+    main.add_command(dlq)
 
 
 _attach_subcommands()

@@ -47,14 +47,15 @@ class DeadLetterRecorder(Middleware):
 
     def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
         exception_type, reason, trace = describe_failure(message)
+        # Postgres text and JSONB cannot hold NUL; the sweeper keeps the exact bytes of the .XQ copy.
         fields = {
             "message_id": message.message_id,
             "queue_name": message.queue_name,
             "actor_name": message.actor_name,
-            "message": json.dumps(message._message.asdict(), default=str),
+            "message": json.dumps(message._message.asdict(), default=str).replace("\\u0000", ""),
             "exception_type": exception_type,
-            "reason": reason[:10_000],
-            "traceback": trace,
+            "reason": reason[:10_000].replace("\x00", ""),
+            "traceback": trace.replace("\x00", "") if trace else None,
             "attempts": getattr(message, "circulate_attempt", None)
             or int(message.options.get("retries", 0)) + 1,
             "host": self._host,

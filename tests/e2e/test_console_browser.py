@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -42,7 +43,8 @@ CHROMIUM_ARGS = [
 PASSWORD = "correct horse battery"
 
 pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's Chromium is missing at /usr/bin/chromium: run scripts/install-browser.sh"
+    not CHROMIUM.exists(),
+    reason="Debian's Chromium is missing at /usr/bin/chromium: run scripts/install-browser.sh",
 )
 
 
@@ -52,9 +54,9 @@ class ConsoleSettings(Settings):
     console_secret: SecretStr = SecretStr("test-console-secret-" + "x" * 32)
 
 
-@pytest.fixture
-def console_url(settings: Settings, clean_db: Runtime, broker) -> Iterator[str]:
-    app_settings = ConsoleSettings(**settings.model_dump())
+@contextmanager
+def serving(app_settings: Settings) -> Iterator[str]:
+    """The API app with the console under uvicorn in a thread; yields the console's base URL."""
     app = create_app(app_settings)
     if not any(getattr(route, "path", "").startswith("/console") for route in app.routes):
         app.include_router(build_console(app_settings))
@@ -63,18 +65,28 @@ def console_url(settings: Settings, clean_db: Runtime, broker) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    wait_until(lambda: server.started or not thread.is_alive())
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}/console"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    try:
+        wait_until(lambda: server.started or not thread.is_alive())
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/console"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 @pytest.fixture
+def console_url(settings: Settings, clean_db: Runtime, broker) -> Iterator[str]:
+    with serving(ConsoleSettings(**settings.model_dump(exclude={"console_secret"}))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
         yield launched
         launched.close()
 
@@ -172,8 +184,20 @@ def test_a_viewer_sees_no_action_buttons_and_forged_posts_are_refused(console_ur
     as_viewer = forge(purge, {"group": group, "csrf": viewer_csrf}, viewer_cookie)
     signed_out = forge(purge, {"group": group, "csrf": viewer_csrf}, {})
 
-    assert [r.status_code for r in (no_token, wrong_token, as_viewer, signed_out)] == [403, 403, 403, 403]
+    login_without_token = forge(f"{console_url}/login", {"name": "olivia", "password": PASSWORD}, {})
+
+    refused = (no_token, wrong_token, as_viewer, signed_out, login_without_token)
+    assert [r.status_code for r in refused] == [403] * 5
     assert "CSRF" in no_token.text and "viewer" in as_viewer.text
     with runtime.sessions() as session:
         assert archive.count(session, Filter(status="purged")) == 0
         assert archive.audit_log(session) == []
+
+
+def test_without_a_console_secret_the_console_answers_503_and_the_api_still_works(settings, clean_db):
+    with serving(settings.model_copy(update={"console_secret": None})) as url:
+        page = httpx.get(url + "/")
+        health = httpx.get(url.removesuffix("/console") + "/healthz")
+
+    assert page.status_code == 503 and "CIRCULATE_CONSOLE_SECRET" in page.text
+    assert health.status_code == 200

@@ -22,7 +22,7 @@ from shared.topology import delete_vhost, ensure_vhost
 from tests.fixtures.services import _drop_database, make_settings
 
 ORDERS = 100
-CLI = ("-c", "import sys; from workers.cli import main; from workers.demo.cli import demo; main.add_command(demo); sys.exit(main())")
+CLI = ("-c", "import sys; from workers.cli import main; sys.exit(main())")
 
 
 @pytest.fixture

@@ -168,6 +168,8 @@ def test_failures_that_differ_only_in_ids_and_numbers_form_one_group(settings, c
     assert groups[0]["first_seen"] <= groups[0]["last_seen"]
     listed = json.loads(run(settings, "list", "--group", groups[0]["group_key"], "--json").output)
     assert len(listed) == 2
+    found = json.loads(run(settings, "list", "--text", "(attempt 12)", "--since", "1h", "--json").output)
+    assert [row["reason"][-12:] for row in found] == ["(attempt 12)"]
 
 
 def test_an_invalid_order_fixed_with_edit_and_redriven_is_created_exactly_once(
@@ -207,7 +209,9 @@ def test_an_edit_that_breaks_the_schema_is_refused(settings, broker, worker, run
     broken.write_text(json.dumps(correct | {"currency": "pounds"}))
 
     result = CliRunner().invoke(
-        dlq, ["edit", message_id, "--payload-file", str(broken)], env={"CIRCULATE_DATABASE_URL": settings.database_url}
+        dlq,
+        ["edit", message_id, "--payload-file", str(broken)],
+        env={"CIRCULATE_DATABASE_URL": settings.database_url},
     )
 
     assert result.exit_code == 1 and "currency" in result.output

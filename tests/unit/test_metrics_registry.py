@@ -60,6 +60,8 @@ def test_every_metric_name_follows_the_conventions() -> None:
 
 
 def test_module_level_gauges_drop_the_share_of_a_dead_process() -> None:
+    # In multiprocess mode every worker process writes a file per module-level gauge; gauges of
+    # shared state belong in ExporterMetrics, which only the exporter builds.
     gauges = [metric for metric in module_metrics() if isinstance(metric, Gauge)]
     assert gauges == [metrics.MESSAGES_IN_PROGRESS]
     assert metrics.MESSAGES_IN_PROGRESS._multiprocess_mode == "livesum"

@@ -15,6 +15,7 @@ from shared.db import build_engine, build_sessionmaker
 from workers.api import carrier, orders
 from workers.api.errors import install_error_handlers
 from workers.api.limits import BodySizeLimit
+from workers.dlq.web import build_console
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -38,6 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(orders.router)
     app.include_router(carrier.router)
+    app.include_router(build_console(settings))
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
 
     @app.get("/healthz", tags=["health"])

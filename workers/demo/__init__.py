@@ -11,8 +11,11 @@ the platform makes: every order settles, nothing happens twice, the ledger balan
     catalogue.py   names, streets, items and prices per market (plain data)
     scenario.py    the seeded plan: orders and what happens to each
     driver.py      posts the orders, then cancels, ships and delivers while polling the database
+    settle.py      waits until the last follow-ups (emails, ledger postings) are done
     facts.py       what the run left behind, read from Postgres, the sandbox and the maildir
     invariants.py  the named checks over those facts
-    report.py      text and JSON rendering
+    report.py      the report as a dict (the JSON contract), with throughput and latency
+    render.py      the report as text
+    run.py         one run, start to finish, with every process stopped whatever happens
     cli.py         the `demo` click command
 """

@@ -38,6 +38,8 @@ _STATES = text(
 @dataclass
 class DriveResult:
     elapsed_s: float = 0.0
+    #: From the first POST until the API had answered every order (and its replays).
+    posting_s: float = 0.0
     timed_out: bool = False
     #: Requests made and what the API said: "orders_accepted", "http_replays", "cancels", ...
     counts: Counter[str] = field(default_factory=Counter)
@@ -72,6 +74,11 @@ class Driver:
         self._lock = threading.Lock()
         self._requested: set[tuple[str, str]] = set()
         self._futures: list[Future[None]] = []
+        # Orders the API refused: they will never exist, so the run does not wait for them.
+        self._refused: set[str] = set()
+        # One driver, one run: the pool is shut down when the run ends.
+        self._pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="demo")
+        self._started = time.monotonic()
 
     def run(
         self,
@@ -83,9 +90,8 @@ class Driver:
     ) -> DriveResult:
         """Post every order, then follow them all until final or `timeout_s`; never raises for
         an order that goes wrong (that is for the report), only when a process dies."""
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         pause = threading.Event()
-        self._pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="demo")
         try:
             for order in scenario.orders:
                 self._submit(self._post_order, order)
@@ -95,7 +101,7 @@ class Driver:
                     self._react(order, *states.get(order.order_id, ("missing", None)))
                 final = sum(state in FINAL_STATES for state, _ in states.values())
                 progress(final)
-                if final == len(scenario.orders) and not self._pending():
+                if final + len(self._refused) >= len(scenario.orders) and not self._pending():
                     break
                 if time.monotonic() - started > timeout_s:
                     self.result.timed_out = True
@@ -140,6 +146,8 @@ class Driver:
         headers = {"Idempotency-Key": order.idempotency_key}
         first = self.api.post("/v1/orders", json=order.body, headers=headers)
         if not self._expect(first, 202, f"POST order {order.order_id}"):
+            with self._lock:
+                self._refused.add(order.order_id)
             return
         self._count("orders_accepted")
         if order.replay:
@@ -152,6 +160,8 @@ class Driver:
             resent = self.api.post("/v1/orders", json=order.body, headers=other)
             if self._expect(resent, 202, f"resent POST {order.order_id}"):
                 self._count("resends_other_key")
+        with self._lock:
+            self.result.posting_s = max(self.result.posting_s, time.monotonic() - self._started)
 
     def _cancel(self, order: PlannedOrder) -> None:
         headers = {"Idempotency-Key": f"cancel-{order.order_id}"}

@@ -50,6 +50,7 @@ class NotificationRow:
 class Facts:
     orders_by_state: dict[str, int]
     listings_by_order: dict[str, str]
+    states_by_order: dict[str, str]
     transitions: list[Transition]
     labels_by_status: dict[str, int]
     #: `tasks.ledger.reports.as_json`: balances per currency and account, totals, revenue, violations.
@@ -101,6 +102,7 @@ def collect(engine: Engine, *, sandbox: httpx.Client, maildir: Path) -> Facts:
     return Facts(
         orders_by_state=_count_by(orders, "state"),
         listings_by_order={o["id"]: o["listing_id"] for o in orders},
+        states_by_order={o["id"]: o["state"] for o in orders},
         transitions=[Transition(**t) for t in transitions],
         labels_by_status={row["status"]: int(row["n"]) for row in labels},
         ledger=ledger,

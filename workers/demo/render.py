@@ -37,7 +37,9 @@ def render_text(report: dict[str, Any]) -> str:
     )
     for currency, accounts in report["ledger"]["trial_balance"].items():
         total = sum(accounts.values())
-        shown = ", ".join(f"{account} {_money(amount, currency)}" for account, amount in accounts.items())
+        shown = ", ".join(
+            f"{account} {_money(amount, currency).split(' ', 1)[-1]}" for account, amount in accounts.items()
+        )
         add(f"Ledger {currency}", f"sum {total} | {shown}")
     revenue = report["ledger"]["revenue_minor"]
     add("Revenue", " · ".join(_money(amount, cur) for cur, amount in revenue.items()) or "none")
@@ -56,7 +58,7 @@ def render_text(report: dict[str, Any]) -> str:
     t, lat = report["throughput"], report["latency_s"]
     add(
         "Throughput",
-        f"{t['elapsed_s']} s, {t['orders_per_s']} orders/s, "
+        f"{t['elapsed_s']} s (orders posted in {t['posting_s']} s), {t['orders_per_s']} orders/s, "
         f"{t['messages_processed']} messages ({t['messages_per_s']}/s)",
     )
     add("Latency", f"p50 {lat['p50']} s, p95 {lat['p95']} s, max {lat['max']} s over {lat['orders']} orders")
@@ -87,11 +89,11 @@ def _notifications(section: dict[str, Any]) -> list[str]:
 def _problems(report: dict[str, Any]) -> list[str]:
     lines = []
     if report["timed_out"]:
-        lines.append(f"{'Timed out':<{_WIDTH}}{len(report['stuck'])} orders not final:")
-        lines += [
-            f"{'':<{_WIDTH}}{o['order_id']} {o['state']:<16} planned: {o['plan']}"
-            for o in report["stuck"][:20]
-        ]
+        stuck = report["stuck"]
+        lines.append(
+            f"{'Timed out':<{_WIDTH}}the driver gave up; {len(stuck)} orders still not final after settling"
+        )
+        lines += [f"{'':<{_WIDTH}}{o['order_id']} {o['state']:<16} planned: {o['plan']}" for o in stuck[:20]]
     errors = report["driver"]["errors"]
     if errors:
         lines.append(f"{'Driver errors':<{_WIDTH}}{len(errors)}")

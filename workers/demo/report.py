@@ -14,7 +14,7 @@ from typing import Any
 from workers.demo.driver import DriveResult
 from workers.demo.facts import Facts
 from workers.demo.invariants import Check
-from workers.demo.scenario import Scenario
+from workers.demo.scenario import FINAL_STATES, Scenario
 
 #: The automated part of an order's life: the demo's own pace (shipping events, the hold) excluded.
 SETTLED_STATES = frozenset({"label_purchased", "needs_attention", "cancelled", "completed"})
@@ -58,6 +58,7 @@ def build_report(scenario: Scenario, drive: DriveResult, facts: Facts, checks: l
         "dead_letters": facts.dead_letters,
         "throughput": {
             "elapsed_s": round(drive.elapsed_s, 2),
+            "posting_s": round(drive.posting_s, 2),
             "orders_per_s": round(len(scenario.orders) / elapsed, 2),
             "messages_processed": facts.processed_messages,
             "messages_per_s": round(facts.processed_messages / elapsed, 1),
@@ -65,8 +66,18 @@ def build_report(scenario: Scenario, drive: DriveResult, facts: Facts, checks: l
         "latency_s": {"definition": LATENCY_DEFINITION, **latency(facts)},
         "driver": {"requests": dict(sorted(drive.counts.items())), "errors": drive.errors[:50]},
         "timed_out": drive.timed_out,
-        "stuck": drive.stuck[:50],
+        "stuck": still_stuck(drive, facts)[:50],
     }
+
+
+def still_stuck(drive: DriveResult, facts: Facts) -> list[dict[str, str]]:
+    """The orders the driver left unfinished that are still not final after settling, as audited."""
+    states = facts.states_by_order
+    return [
+        {**order, "state": states.get(order["order_id"], "missing")}
+        for order in drive.stuck
+        if states.get(order["order_id"], "missing") not in FINAL_STATES
+    ]
 
 
 def trial_balance(facts: Facts) -> dict[str, dict[str, int]]:

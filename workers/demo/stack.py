@@ -11,6 +11,7 @@ environment.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import pika
 
 from shared.config import QUEUES, Settings
 from shared.topology import management_client
-from workers.demo.supervisor import Probe, Supervisor, free_port, http_ok, tcp_open
+from workers.demo.supervisor import Probe, Supervisor, free_port, free_port_block, http_ok, tcp_open
 
 # `python -c` rather than the console script, so the children run the code of this checkout.
 _CLI = ("-c", "import sys; from workers.cli import main; sys.exit(main())")
@@ -53,6 +54,8 @@ def start_stack(supervisor: Supervisor, settings: Settings, *, fail_rate: float)
     smtp_port, api_port, sandbox_port = free_port(), free_port(), free_port()
     api_url, sandbox_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
     maildir = supervisor.run_dir / "maildir"
+    # The sink appends to what is there; a reused --run-dir must not count an earlier run's mail.
+    shutil.rmtree(maildir, ignore_errors=True)
     env = child_env(settings, smtp_port=smtp_port, api_port=api_port, sandbox_url=sandbox_url)
     start = supervisor.start
     start("smtp-sink", circulate("smtp-sink", "--port", str(smtp_port), "--maildir", str(maildir)),
@@ -85,7 +88,8 @@ def child_env(settings: Settings, *, smtp_port: int, api_port: int, sandbox_url:
         "CIRCULATE_API_HOST": "127.0.0.1",
         "CIRCULATE_API_PORT": str(api_port),
         "CIRCULATE_METRICS_HOST": "127.0.0.1",
-        "CIRCULATE_METRICS_PORT": str(free_port()),
+        # Workers serve /metrics on this port, the relay on +1, the exporter on +2.
+        "CIRCULATE_METRICS_PORT": str(free_port_block(3)),
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -52,6 +52,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_block(size: int) -> int:
+    """The first of `size` consecutive free ports (the metrics ports: workers, relay +1, exporter +2)."""
+    for _ in range(50):
+        first = free_port()
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(first, first + size):
+                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise OSError(f"no {size} consecutive free ports found on 127.0.0.1")
+
+
 def http_ok(url: str) -> Probe:
     """Ready when `url` answers 200 (the /healthz of our HTTP processes)."""
 

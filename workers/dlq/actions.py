@@ -89,7 +89,8 @@ def redrive_matching(
 ) -> RedriveResult:
     """Re-drive every dead message matching `where` (see `workers.dlq.redrive`)."""
     ids = redrive_candidates(sessions, where, limit=limit)
-    described = where.describe() | {"limit": limit, "rate": rate}
+    limits = {"limit": limit, "rate": rate}
+    described = where.describe() | {name: value for name, value in limits.items() if value is not None}
     with audited(sessions, who, "redrive", described) as audit:
         result = redrive(settings, ids, operator=who.name, rate=rate, on_progress=on_progress)
         audit.done(result.published, result.summary())

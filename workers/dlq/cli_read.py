@@ -72,9 +72,9 @@ def show(dlq: DlqContext, message_id: str, as_json: bool) -> None:
         echo_json(details)
         return
     for name in ("message_id", "status", "queue_name", "actor_name", "group_key", "exception_type", "reason"):
-        click.echo(f"{name + ':':<16}{details[name]}")
-    click.echo(f"{'attempts:':<16}{found.attempts} (re-driven {found.redrive_count} time(s))")
-    click.echo(f"{'idempotency key:':<16} {found.idempotency_key}")
+        click.echo(f"{name + ':':<17}{details[name]}")
+    click.echo(f"{'attempts:':<17}{found.attempts} (re-driven {found.redrive_count} time(s))")
+    click.echo(f"{'idempotency key:':<17}{found.idempotency_key}")
     click.echo("\nmessage:\n" + json.dumps(found.message, indent=2, sort_keys=True))
     if found.raw_body is not None:
         click.echo("\nraw body:\n" + details["raw_body"])

@@ -111,7 +111,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A plain aligned table; long cells are cut to keep one line per row."""
     cells = [[_cell(value) for value in row] for row in rows]
     widths = [max([len(header)] + [len(row[i]) for row in cells]) for i, header in enumerate(headers)]
-    click.echo("  ".join(header.upper().ljust(width) for header, width in zip(headers, widths, strict=True)))
+    click.echo("  ".join(h.upper().ljust(width) for h, width in zip(headers, widths, strict=True)).rstrip())
     for row in cells:
         click.echo("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
 

@@ -3,7 +3,8 @@
 Operators need the shape of a dead message and the field that broke it, not the buyer's home
 address. Values under keys that name personal or secret data are replaced whole (an `address`
 object disappears with everything in it); in any other text, e-mail addresses and card-like digit
-runs are masked too, because reasons and tracebacks quote input values. The CLI is not masked:
+runs are masked too, because reasons and tracebacks quote input values. The raw body an
+undecodable message carries (`raw`) is hidden whole: nobody knows what it holds. The CLI is not masked:
 whoever runs it already has the database. Pure functions.
 """
 

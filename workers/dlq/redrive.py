@@ -29,6 +29,7 @@ from pamqp import commands as spec
 from shared.broker import UNDECODABLE_ACTOR
 from shared.config import Settings
 from shared.db import libpq_url
+from shared.metrics import DEAD_LETTERS_REDRIVEN
 from shared.relay import open_channel
 
 DEFAULT_WINDOW = 100
@@ -121,6 +122,9 @@ async def _redrive_window(
         rows = await cursor.fetchall()
         outcomes = await asyncio.gather(*(_publish(channel, *row) for row in rows), return_exceptions=True)
         confirmed = [row[0] for row, ok in zip(rows, outcomes, strict=True) if ok is True]
+        for row, ok in zip(rows, outcomes, strict=True):
+            if ok is True:
+                DEAD_LETTERS_REDRIVEN.labels(row[1]).inc()
         if confirmed:
             await conn.execute(_MARK, {"ids": confirmed})
             detail = json.dumps({"via": "redrive"})

@@ -31,7 +31,7 @@ from workers.dlq.web_auth import (
     ConsoleState,
     Denied,
     checked_post,
-    read_session,
+    require_csrf,
     signed_in,
     write_session,
 )
@@ -97,11 +97,7 @@ class ConsolePages:
 
     async def login(self, request: Request) -> Response:
         form = await request.form()
-        session = read_session(request, self.state)
-        if not web_session.csrf_ok(session, _text(form.get("csrf"))):
-            raise Denied(
-                403, "This form is missing its CSRF token or has a wrong one. Reload the page and retry."
-            )
+        require_csrf(request, self.state, form)
         name, password = _text(form.get("name")), _text(form.get("password"))
         user = await run_in_threadpool(self._authenticate, name or "", password or "")
         if user is None:
@@ -150,10 +146,14 @@ class ConsolePages:
         if found is None:
             raise Denied(404, f"No archived message {message_id}.")
         shown = {
-            "message_json": json.dumps(masking.mask(found.message), indent=2, sort_keys=True),
+            "message_json": json.dumps(
+                masking.mask(found.message), indent=2, sort_keys=True, ensure_ascii=False
+            ),
             "traceback": masking.scrub(found.traceback or "(none recorded)"),
             "reason": masking.scrub(found.reason),
-            "history": [(e, json.dumps(masking.mask(e.detail), sort_keys=True)) for e in history],
+            "history": [
+                (e, json.dumps(masking.mask(e.detail), sort_keys=True, ensure_ascii=False)) for e in history
+            ],
         }
         return self._page(request, "message.html", session, user=user, m=found, **shown)
 

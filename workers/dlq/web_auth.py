@@ -114,15 +114,19 @@ def signed_in(request: Request, state: ConsoleState) -> tuple[ConsoleUser, Conso
     return user, session
 
 
+def require_csrf(request: Request, state: ConsoleState, form: Any) -> None:
+    """403 unless the form echoes the CSRF token of the request's session."""
+    if not web_session.csrf_ok(read_session(request, state), form.get("csrf")):
+        raise Denied(
+            403, "This form is missing its CSRF token or has a wrong one. Reload the page and retry."
+        )
+
+
 def checked_post(
     request: Request, state: ConsoleState, form: Any, *, operator_only: bool = True
 ) -> tuple[ConsoleUser, ConsoleSession]:
     """A POST's user after the CSRF check (first, for everyone) and the role check."""
-    session = read_session(request, state)
-    if not web_session.csrf_ok(session, form.get("csrf")):
-        raise Denied(
-            403, "This form is missing its CSRF token or has a wrong one. Reload the page and retry."
-        )
+    require_csrf(request, state, form)
     user, session = signed_in(request, state)
     if operator_only and not user.can_act:
         raise Denied(403, f"{user.name} is a viewer; only operators can re-drive, purge or restore.")

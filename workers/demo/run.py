@@ -1,0 +1,76 @@
+"""One demo run, start to finish: prepare, start the stack, drive, settle, audit, build the report.
+
+Whatever happens (an exception, Ctrl-C, SIGTERM turned into KeyboardInterrupt by the command),
+the supervisor stops every child process before `run_demo` returns or raises; the run directory
+keeps each process's log for a post-mortem.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from shared.config import Settings
+from shared.db import build_engine
+from workers.demo.driver import Driver, DriveResult
+from workers.demo.facts import collect
+from workers.demo.invariants import check_all
+from workers.demo.prepare import prepare
+from workers.demo.report import build_report
+from workers.demo.scenario import Scenario
+from workers.demo.settle import wait_until_quiet
+from workers.demo.stack import start_stack
+from workers.demo.supervisor import Supervisor
+
+#: How long the follow-ups of the last orders may take once every order is final.
+SETTLE_TIMEOUT_S = 60.0
+
+
+def run_demo(
+    settings: Settings, scenario: Scenario, *, run_dir: Path, timeout_s: float, fail_rate: float
+) -> dict[str, Any]:
+    """Run `scenario` on a fresh stack and return the report (see `report.build_report`)."""
+    say(f"preparing database {settings.database_url.rsplit('/', 1)[-1]} and vhost {settings.amqp_vhost}")
+    token = prepare(settings, opt_outs=scenario.opt_outs)
+    engine = build_engine(settings, pool_size=2)
+    try:
+        with Supervisor(run_dir, say=say) as supervisor:
+            say(f"starting smtp-sink, api, sandbox, relay and workers (logs in {run_dir})")
+            stack = start_stack(supervisor, settings, fail_rate=fail_rate)
+            auth = {"Authorization": f"Bearer {token}"}
+            with (
+                httpx.Client(base_url=stack.api_url, headers=auth, timeout=15.0) as api,
+                httpx.Client(base_url=stack.sandbox_url, timeout=15.0) as sandbox,
+            ):
+                driver = Driver(api=api, sandbox=sandbox, engine=engine)
+                drive = _drive(driver, scenario, timeout_s, supervisor)
+                say("timed out" if drive.timed_out else "all orders final; waiting for their follow-ups")
+                if not wait_until_quiet(engine, settings, timeout_s=SETTLE_TIMEOUT_S):
+                    drive.errors.append(f"still busy {SETTLE_TIMEOUT_S:.0f}s after the last order was final")
+                facts = collect(engine, sandbox=sandbox, maildir=stack.maildir)
+            say("stopping processes")
+    finally:
+        engine.dispose()
+    return build_report(scenario, drive, facts, check_all(facts, planned_orders=len(scenario.orders)))
+
+
+def _drive(driver: Driver, scenario: Scenario, timeout_s: float, supervisor: Supervisor) -> DriveResult:
+    with click.progressbar(length=len(scenario.orders), label="orders final", file=sys.stderr) as bar:
+        shown = 0
+
+        def progress(final: int) -> None:
+            nonlocal shown
+            bar.update(final - shown)
+            shown = final
+
+        return driver.run(
+            scenario, timeout_s=timeout_s, progress=progress, check_alive=supervisor.check_alive
+        )
+
+
+def say(message: str) -> None:
+    click.echo(f"demo: {message}", err=True)
