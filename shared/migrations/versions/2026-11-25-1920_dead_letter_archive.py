@@ -15,6 +15,8 @@ Create Date: 2026-11-25 19:20
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -75,7 +77,7 @@ END
 $$
 """
 
-_NEW_COLUMNS = [
+_NEW_COLUMNS: list[sa.Column[Any]] = [
     sa.Column("normalised_reason", sa.Text),
     sa.Column("group_key", sa.String(16)),
     sa.Column("recorded_by", sa.String(20), nullable=False, server_default="worker"),
