@@ -64,9 +64,10 @@ class MessageMetrics(Middleware):
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
         queue, actor = _labels(broker, message)
         attempt = _Attempt(message.message_id, queue, actor, time.perf_counter())
-        metrics.MESSAGES_IN_PROGRESS.labels(queue, actor).inc()
+        # Recorded on the proxy before the increment, so every increment has its decrement.
         setattr(message, ATTEMPT, attempt)
         self._current.attempt = attempt
+        metrics.MESSAGES_IN_PROGRESS.labels(queue, actor).inc()
         wait = queue_wait_seconds(message)
         if wait is not None:
             metrics.MESSAGE_QUEUE_WAIT.labels(queue, actor).observe(wait)
@@ -138,13 +139,12 @@ def queue_wait_seconds(message: Any) -> float | None:
     try:
         if int(message.options.get("retries") or 0) > 0:
             return None
-        produced_at = message.kwargs["envelope"]["produced_at"]
-        produced = datetime.fromisoformat(produced_at)
-    except (AttributeError, KeyError, TypeError, ValueError):
+        produced = datetime.fromisoformat(message.kwargs["envelope"]["produced_at"])
+        if produced.tzinfo is None:
+            produced = produced.replace(tzinfo=UTC)
+        return max(0.0, time.time() - produced.timestamp())
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError, OSError):
         return None
-    if produced.tzinfo is None:
-        produced = produced.replace(tzinfo=UTC)
-    return max(0.0, time.time() - produced.timestamp())
 
 
 class MetricsServer(Middleware):

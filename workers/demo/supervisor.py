@@ -145,16 +145,18 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 child.process.terminate()
         deadline = time.monotonic() + self.stop_timeout_s
-        for child in reversed(self.children):
-            try:
-                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+        try:
+            for child in reversed(self.children):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        finally:
+            # Past the deadline, or a second Ctrl-C: nothing of ours may outlive the demo, and a
+            # grandchild that ignored SIGTERM after its leader exited is swept up with the group.
+            for child in self.children:
                 _signal_group(child, signal.SIGKILL)
                 child.process.wait()
-            # The leader is gone; a grandchild that ignored SIGTERM must not outlive the demo either.
-            _signal_group(child, signal.SIGKILL)
-            child.log_file.close()
-        self.children.clear()
+                child.log_file.close()
+            self.children.clear()
 
     def __enter__(self) -> Supervisor:
         return self
