@@ -94,13 +94,16 @@ def _bind(broker: dramatiq.Broker, spec: ActorSpec[Any], runtime: Callable[[], R
         run_message(spec, runtime(), kwargs)
 
     run.__name__ = spec.name.replace(".", "_")
+    options = dict(spec.options)
+    # Lower runs first among the messages a worker process holds (Dramatiq's work queue).
+    priority = int(options.pop("priority", 0))
     dramatiq.Actor(
         run,
         broker=broker,
         actor_name=spec.name,
         queue_name=spec.queue,
-        priority=0,
-        options={"throws": (PermanentError,), **spec.options},
+        priority=priority,
+        options={"throws": (PermanentError,), **options},
     )
 
 

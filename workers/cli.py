@@ -11,6 +11,9 @@ import click
 from shared.config import QUEUES, Settings
 from shared.errors import ConfigurationError
 
+#: Libraries that log every request or frame at INFO; quieted unless --verbose.
+NOISY_LOGGERS = ("pika", "httpx", "alembic", "aiormq", "mail.log")
+
 
 def _settings() -> Settings:
     return Settings()
@@ -25,7 +28,7 @@ def main(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     if not verbose:
-        for noisy in ("pika", "httpx", "alembic", "aiormq"):
+        for noisy in NOISY_LOGGERS:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -177,11 +180,13 @@ def smtp_sink(host: str, port: int, maildir: str | None) -> None:
 
 
 def _attach_subcommands() -> None:
+    from workers.demo.cli import demo
     from workers.dlq.cli import dlq
     from workers.ledger_cli import ledger
 
     main.add_command(ledger)
     main.add_command(dlq)
+    main.add_command(demo)
 
 
 _attach_subcommands()

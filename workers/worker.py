@@ -7,6 +7,7 @@ actors. Tests call `build_worker_broker` with their own Settings instead.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping
 
@@ -36,5 +37,7 @@ def build_worker_broker(
 def boot() -> None:
     """Entry point for Dramatiq's CLI: build everything from the environment and install it."""
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="pika")
+    for noisy in ("pika", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     broker, _ = build_worker_broker(Settings())
     dramatiq.set_broker(broker)

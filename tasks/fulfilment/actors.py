@@ -15,4 +15,11 @@ record_label_rejection = handler_actor(handlers.record_label_rejection, m.Record
 record_tracking = handler_actor(handlers.record_tracking, m.RecordTracking)
 complete_order = handler_actor(handlers.complete_order, m.CompleteOrder)
 
-ACTORS: list[ActorSpec[Any]] = [place_order, cancel_order, record_label, record_label_rejection, record_tracking, complete_order]
+ACTORS: list[ActorSpec[Any]] = [
+    place_order,
+    cancel_order,
+    record_label,
+    record_label_rejection,
+    record_tracking,
+    complete_order,
+]

@@ -8,7 +8,8 @@ from shared.actors import ActorSpec, handler_actor
 from tasks.notifications import handlers
 from tasks.notifications.messages import DeliverNotification, SendNotification
 
-send = handler_actor(handlers.send, SendNotification)
-deliver = handler_actor(handlers.deliver, DeliverNotification)
+# Notifications yield to order work held by the same worker: a label matters more than an email.
+send = handler_actor(handlers.send, SendNotification, priority=20)
+deliver = handler_actor(handlers.deliver, DeliverNotification, priority=20)
 
 ACTORS: list[ActorSpec[Any]] = [send, deliver]

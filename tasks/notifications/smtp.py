@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import threading
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -64,6 +65,9 @@ class Mailer:
         self._username = username
         self._password = password
         self._starttls = starttls
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open_connections: list[smtplib.SMTP] = []
 
     def send(
         self,
@@ -81,20 +85,51 @@ class Mailer:
         """
         message = self._build(to=to, subject=subject, body=body, message_id=message_id, headers=headers)
         try:
-            connection = smtplib.SMTP(self._host, self._port, timeout=self._timeout_s)
+            self._send_reusing(message, to)
         except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
             raise _classify(exc, self._host, self._port) from exc
-        delivered = False
-        try:
-            self._deliver(connection, message, to)
-            delivered = True
-        except (smtplib.SMTPException, OSError) as exc:
-            raise _classify(exc, self._host, self._port) from exc
-        finally:
-            _hang_up(connection, politely=delivered)
 
     def close(self) -> None:
-        """Nothing to release (one connection per send); present so Runtime closes every client alike."""
+        """Hang up every thread's connection (at worker shutdown)."""
+        with self._lock:
+            connections, self._open_connections = self._open_connections, []
+        for connection in connections:
+            _hang_up(connection, politely=True)
+
+    def _send_reusing(self, message: EmailMessage, to: str) -> None:
+        """One connection per worker thread, kept between emails: connecting, EHLO and QUIT for
+        each email would cost more round trips than the email itself."""
+        connection: smtplib.SMTP | None = getattr(self._local, "connection", None)
+        if connection is not None:
+            try:
+                connection.send_message(message, from_addr=self._sender, to_addrs=[to])
+                return
+            except smtplib.SMTPServerDisconnected:
+                self._drop()  # the relay closed an idle connection before MAIL FROM: reconnect once
+        connection = self._connect()
+        connection.send_message(message, from_addr=self._sender, to_addrs=[to])
+
+    def _connect(self) -> smtplib.SMTP:
+        connection = smtplib.SMTP(self._host, self._port, timeout=self._timeout_s)
+        self._local.connection = connection
+        with self._lock:
+            self._open_connections.append(connection)
+        if self._starttls:
+            connection.starttls(context=ssl.create_default_context())
+        if self._username is not None and self._password is not None:
+            connection.login(self._username, self._password)
+        return connection
+
+    def _drop(self) -> None:
+        """Forget this thread's connection after a failure; the link may be dead or mid-command."""
+        connection: smtplib.SMTP | None = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            with self._lock:
+                if connection in self._open_connections:
+                    self._open_connections.remove(connection)
+            _hang_up(connection, politely=False)
 
     def _build(
         self, *, to: str, subject: str, body: str, message_id: str, headers: Mapping[str, str] | None
@@ -120,13 +155,6 @@ class Mailer:
             raise InvalidMessage(f"cannot build the email: {exc}") from exc
         message.set_content(body)
         return message
-
-    def _deliver(self, connection: smtplib.SMTP, message: EmailMessage, to: str) -> None:
-        if self._starttls:
-            connection.starttls(context=ssl.create_default_context())
-        if self._username is not None and self._password is not None:
-            connection.login(self._username, self._password)
-        connection.send_message(message, from_addr=self._sender, to_addrs=[to])
 
 
 def mailer_from_settings(settings: Settings) -> Mailer:
