@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import aiormq
 import psycopg
@@ -62,7 +63,10 @@ async def relay_once(
 async def _publish(channel: AbstractChannel, row: PendingMessage) -> bool:
     routing_key = f"{row.queue_name}.DQ" if row.delay_ms else row.queue_name
     properties = spec.Basic.Properties(
-        delivery_mode=2, content_type="application/json", message_id=str(row.message_id)
+        delivery_mode=2,
+        content_type="application/json",
+        message_id=str(row.message_id),
+        timestamp=datetime.now(UTC),
     )
     confirmation = await channel.basic_publish(
         bytes(row.body), routing_key=routing_key, properties=properties, mandatory=True

@@ -78,6 +78,12 @@ def worker(processes: int | None, threads: int | None, queues: tuple[str, ...]) 
     if queues:
         argv += ["--queues", *queues]
     env = dict(os.environ)
+    from shared.metrics_runtime import worker_metrics_env
+
+    try:
+        env.update(worker_metrics_env(settings))
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from error
     # A larger prefetch than Dramatiq's default is worth 24-43% throughput on this workload.
     env["dramatiq_queue_prefetch"] = str(settings.worker_prefetch)
     env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
@@ -89,7 +95,25 @@ def relay() -> None:
     """Publish outbox rows to RabbitMQ with windowed publisher confirms, until SIGTERM."""
     from workers.relay import main as run
 
-    run(_settings())
+    try:
+        run(_settings())
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@main.command()
+@click.option("--host", help="Bind address (default: CIRCULATE_METRICS_HOST).")
+@click.option("--port", type=int, help="Port (default: CIRCULATE_METRICS_PORT + 2).")
+def exporter(host: str | None, port: int | None) -> None:
+    """Serve queue depths and ages, outbox, dead letters, orders and ledger balance as metrics."""
+    from shared.metrics_runtime import exporter_port
+    from workers.exporter import run_exporter
+
+    settings = _settings()
+    try:
+        run_exporter(settings, host or settings.metrics_host, port or exporter_port(settings))
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from error
 
 
 @main.command()

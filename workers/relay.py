@@ -17,6 +17,7 @@ import psycopg
 
 from shared.config import Settings
 from shared.db import libpq_url
+from shared.metrics_runtime import record_relay_pass, start_relay_metrics_server
 from shared.relay import open_channel, prune, relay_once
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ async def _relay_connected(settings: Settings, stop: asyncio.Event) -> int:
     try:
         while not stop.is_set():
             result = await relay_once(conn, channel, limit=settings.relay_batch_size)
+            record_relay_pass(result.published)
             published += result.published
             if time.monotonic() - last_prune > PRUNE_EVERY_S:
                 await prune(conn, retention_s=settings.outbox_retention_s)
@@ -71,6 +73,7 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
 
 def main(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT; the batch in flight finishes (or rolls back) first."""
+    start_relay_metrics_server(settings)
 
     async def runner() -> None:
         stop = asyncio.Event()

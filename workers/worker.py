@@ -17,6 +17,7 @@ from shared.actors import bind_actors
 from shared.broker import CirculateBroker, build_broker
 from shared.config import Settings
 from shared.middleware.dead_letter import DeadLetterRecorder
+from shared.middleware.metrics import MessageMetrics, MetricsServer
 from shared.middleware.resources import RuntimeResources
 from shared.runtime import AdapterFactory, Runtime
 from tasks.registry import ACTORS, ADAPTERS
@@ -29,7 +30,10 @@ def build_worker_broker(
     chosen = ADAPTERS if adapters is None else adapters
     resources = RuntimeResources(lambda: Runtime.from_settings(settings, adapters=chosen))
     runtime = lambda: resources.runtime  # noqa: E731
-    broker = build_broker(settings, extra_middleware=[resources, DeadLetterRecorder(runtime)])
+    broker = build_broker(
+        settings,
+        extra_middleware=[MessageMetrics(), resources, DeadLetterRecorder(runtime), MetricsServer()],
+    )
     bind_actors(broker, ACTORS, runtime)
     return broker, resources
 

@@ -15,6 +15,7 @@ from shared.db import build_engine, build_sessionmaker
 from workers.api import carrier, orders
 from workers.api.errors import install_error_handlers
 from workers.api.limits import BodySizeLimit
+from workers.api.metrics import install_api_metrics
 from workers.dlq.web import build_console
 
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(carrier.router)
     app.include_router(build_console(settings))
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    install_api_metrics(app)  # last added, so outermost: it times and counts every request
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
