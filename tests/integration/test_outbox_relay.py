@@ -42,7 +42,9 @@ def _relay_until_empty(settings: Settings, runtime: Runtime, relays: int) -> Non
 def _unpublished(runtime: Runtime) -> int:
     with runtime.sessions() as session:
         return int(
-            session.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None)))
+            session.scalar(
+                select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None))
+            )
             or 0
         )
 
