@@ -163,3 +163,20 @@ def test_the_callers_trace_context_travels_in_the_envelope(api, runtime):
     envelope = json.loads(row.body)["kwargs"]["envelope"]
     assert envelope["traceparent"].startswith(f"00-{trace}-")
     assert envelope["traceparent"] != f"00-{trace}-b7ad6b7169203331-01"
+
+
+def test_a_user_opts_out_of_a_channel_and_reads_it_back(api):
+    assert api.get("/v1/users/u-7/notification-preferences").json()["channels"] == {
+        "email": False,
+        "push": False,
+    }
+    response = api.put("/v1/users/u-7/notification-preferences/push", json={"opted_out": True})
+    assert response.status_code == 200
+    assert api.get("/v1/users/u-7/notification-preferences").json()["channels"] == {
+        "email": False,
+        "push": True,
+    }
+    assert api.put("/v1/users/u-7/notification-preferences/fax", json={"opted_out": True}).status_code == 422
+    assert (
+        api.put("/v1/users/u-7/notification-preferences/push", json={"opted_out": "maybe"}).status_code == 422
+    )

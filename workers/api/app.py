@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from shared.config import Settings
 from shared.db import build_engine, build_sessionmaker
-from workers.api import carrier, orders
+from workers.api import carrier, orders, preferences
 from workers.api.errors import install_error_handlers
 from workers.api.limits import BodySizeLimit
 from workers.api.metrics import install_api_metrics
@@ -40,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(orders.router)
     app.include_router(carrier.router)
+    app.include_router(preferences.router)
     app.include_router(build_console(settings))
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     install_api_metrics(app)  # last added, so outermost: it times and counts every request

@@ -1,0 +1,40 @@
+"""Notification preferences: a user's opt-out per channel, set by the services that own accounts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict
+
+from tasks.notifications.handlers import opted_out, set_preference
+from tasks.notifications.messages import CHANNELS, Channel
+from workers.api.deps import DbSession, Service
+
+router = APIRouter(prefix="/v1/users", tags=["notification preferences"])
+
+UserId = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+class Preference(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    opted_out: bool
+
+
+@router.put("/{user_id}/notification-preferences/{channel}")
+def put_preference(
+    user_id: UserId, channel: Channel, body: Preference, session: DbSession, service: Service
+) -> Any:
+    """Opt a user out of (or back into) one channel; it applies to every later delivery."""
+    set_preference(session, user_id, channel, body.opted_out)
+    session.commit()
+    return {"user_id": user_id, "channel": channel, "opted_out": body.opted_out}
+
+
+@router.get("/{user_id}/notification-preferences")
+def get_preferences(user_id: UserId, session: DbSession, service: Service) -> Any:
+    """Every channel with whether the user opted out of it (nobody is, until they say so)."""
+    return {
+        "user_id": user_id,
+        "channels": {channel: opted_out(session, user_id, channel) for channel in CHANNELS},
+    }
