@@ -49,7 +49,8 @@ def test_a_signed_session_round_trips_and_any_change_to_it_is_rejected():
     assert web_session.unsign(cookie, SECRET, now=1001) == session
     body, _, mac = cookie.rpartition(".")
     forged = web_session.sign(web_session.ConsoleSession("mallory", session.csrf, session.expires), b"x" * 32)
-    for bad in (f"{body}.{mac[:-1]}0", forged, "garbage", "", None, f"{body}x.{mac}"):
+    flipped = mac[:-1] + ("1" if mac[-1] == "0" else "0")  # always a different last digit
+    for bad in (f"{body}.{flipped}", forged, "garbage", "", None, f"{body}x.{mac}"):
         assert web_session.unsign(bad, SECRET, now=1001) is None
     assert web_session.unsign(cookie, SECRET, now=session.expires + 1) is None
 
