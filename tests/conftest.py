@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from hypothesis import settings as hypothesis_settings
+
 from tests.fixtures.services import clean_db, runtime, settings
 from tests.fixtures.workers import broker, worker, worker_adapters
 
 __all__ = ["broker", "clean_db", "runtime", "settings", "worker", "worker_adapters"]
+
+# Property tests check correctness, not speed: no per-example deadline, which a loaded CI machine
+# would otherwise turn into flaky failures.
+hypothesis_settings.register_profile("circulate", deadline=None, print_blob=True)
+hypothesis_settings.load_profile("circulate")

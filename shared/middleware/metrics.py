@@ -14,6 +14,10 @@ would run before `Retries` has decided between retry and dead-letter. At ack/nac
 
 Messages taken off a `.DQ` and moved to their queue are acked too but were never handled here;
 they carry no attempt and are not counted.
+
+The table is `classify`, and the facts it reads are the `Attempt` this middleware records on the
+message proxy; `shared.middleware.message_log` reads the same record with the same function, so
+a log line and the counter can never disagree about how a message ended.
 """
 
 from __future__ import annotations
@@ -38,16 +42,46 @@ UNKNOWN_ACTOR = "unknown"
 
 
 @dataclass
-class _Attempt:
+class Attempt:
+    """One delivery of a message being handled: what `classify` needs, kept on the message proxy."""
+
     message_id: str
     queue: str
     actor: str
     started: float
+    #: 1 on the first delivery; Retries raises `options["retries"]` before the next one.
+    number: int = 1
+    elapsed_s: float | None = None
     finished: bool = False
     skipped: bool = False
     raised: bool = False
     retry_enqueued: bool = False
     marked: str | None = None
+
+
+def attempt_of(message: Any) -> Attempt | None:
+    """The attempt MessageMetrics recorded on `message`, or None if no worker handled it."""
+    attempt: Attempt | None = getattr(message, ATTEMPT, None)
+    return attempt
+
+
+def classify(attempt: Attempt | None, *, acked: bool) -> str | None:
+    """How a delivery ended, at ack (`acked`) or nack time: the table of the module docstring.
+
+    None means "not a handled message" (moved off a `.DQ`, or skipped and acked on purpose) and
+    is neither counted nor logged.
+    """
+    if not acked:
+        return "dead_lettered"
+    if attempt is None:
+        return None
+    if attempt.raised:
+        return "retried" if attempt.retry_enqueued else "failed"
+    if attempt.marked == "duplicate_skipped":
+        return "duplicate_skipped"
+    if attempt.finished and not attempt.skipped:
+        return "succeeded"
+    return None  # skipped and acked: dropped on purpose by a middleware; none of ours does this
 
 
 class MessageMetrics(Middleware):
@@ -62,8 +96,9 @@ class MessageMetrics(Middleware):
                 metrics.MESSAGES.labels(q_name(actor.queue_name), actor.actor_name, result)
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        queue, actor = _labels(broker, message)
-        attempt = _Attempt(message.message_id, queue, actor, time.perf_counter())
+        queue, actor = labels(broker, message)
+        number = _int(message.options.get("retries")) + 1
+        attempt = Attempt(message.message_id, queue, actor, time.perf_counter(), number=number)
         # Recorded on the proxy before the increment, so every increment has its decrement.
         setattr(message, ATTEMPT, attempt)
         self._current.attempt = attempt
@@ -78,56 +113,57 @@ class MessageMetrics(Middleware):
         self._finish(message, raised=exception is not None)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        attempt: _Attempt | None = getattr(message, ATTEMPT, None)
+        attempt = attempt_of(message)
         if attempt is not None:
             attempt.skipped = True
         self._finish(message, raised=False)
 
     def _finish(self, message: Any, *, raised: bool) -> None:
-        attempt: _Attempt | None = getattr(message, ATTEMPT, None)
+        attempt = attempt_of(message)
         if attempt is None or attempt.finished:
             return
         attempt.finished = True
         try:
             attempt.raised = raised
             attempt.marked = outcome.take()
-            elapsed = time.perf_counter() - attempt.started
-            metrics.MESSAGE_HANDLING.labels(attempt.queue, attempt.actor).observe(elapsed)
+            attempt.elapsed_s = time.perf_counter() - attempt.started
+            metrics.MESSAGE_HANDLING.labels(attempt.queue, attempt.actor).observe(attempt.elapsed_s)
         finally:
             metrics.MESSAGES_IN_PROGRESS.labels(attempt.queue, attempt.actor).dec()
 
     def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
         # Retries re-enqueues the message (same id) from the worker thread handling it.
-        attempt: _Attempt | None = getattr(self._current, "attempt", None)
+        attempt: Attempt | None = getattr(self._current, "attempt", None)
         if attempt is not None and attempt.message_id == message.message_id:
             attempt.retry_enqueued = True
 
     def after_ack(self, broker: dramatiq.Broker, message: Any) -> None:
-        attempt: _Attempt | None = getattr(message, ATTEMPT, None)
-        if attempt is None:
-            return
-        self._current.attempt = None
-        if attempt.raised:
-            result = "retried" if attempt.retry_enqueued else "failed"
-        elif attempt.marked == "duplicate_skipped":
-            result = "duplicate_skipped"
-        elif attempt.finished and not attempt.skipped:
-            result = "succeeded"
-        else:  # skipped and acked: dropped on purpose by a middleware; none of ours does this
-            return
-        metrics.MESSAGES.labels(attempt.queue, attempt.actor, result).inc()
+        self._count(broker, message, acked=True)
 
     def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
-        attempt: _Attempt | None = getattr(message, ATTEMPT, None)
+        self._count(broker, message, acked=False)
+
+    def _count(self, broker: dramatiq.Broker, message: Any, *, acked: bool) -> None:
+        attempt = attempt_of(message)
         self._current.attempt = None
-        queue, actor = (attempt.queue, attempt.actor) if attempt else _labels(broker, message)
-        metrics.MESSAGES.labels(queue, actor, "dead_lettered").inc()
+        result = classify(attempt, acked=acked)
+        if result is not None:
+            queue, actor = (attempt.queue, attempt.actor) if attempt else labels(broker, message)
+            metrics.MESSAGES.labels(queue, actor, result).inc()
 
 
-def _labels(broker: dramatiq.Broker, message: Any) -> tuple[str, str]:
+def labels(broker: dramatiq.Broker, message: Any) -> tuple[str, str]:
+    """The queue and actor a message is counted (and logged) under."""
     # The actor name comes from the body; only registered names become label values.
     actor = message.actor_name if message.actor_name in broker.actors else UNKNOWN_ACTOR
     return q_name(message.queue_name), actor
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def queue_wait_seconds(message: Any) -> float | None:
