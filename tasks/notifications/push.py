@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import Self
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from shared.config import Settings
 from shared.errors import PermanentError, TransientError
+from shared.http_retry import QuickRetry
 
 OnResponse = Callable[[str, int | None, float], None]
 
@@ -52,21 +52,15 @@ class PushClient:
         self._http = httpx.Client(
             base_url=base_url, timeout=timeout_s, headers={"Authorization": f"Bearer {api_key}"}
         )
-        self._attempts = retry_attempts
-        self._max_wait_s = max_retry_wait_s
-        self._backoff = wait_random_exponential(multiplier=0.1, max=max_retry_wait_s)
+        self._retry = QuickRetry(
+            transient=PushUnavailable, attempts=retry_attempts, max_wait_s=max_retry_wait_s
+        )
         self._on_response = on_response
 
     def send(self, *, user_id: str, title: str, body: str, dedupe_key: str) -> str:
         """Queue one notification and return the gateway's push id (the same id for a repeated key)."""
         payload = {"user_id": user_id, "title": title, "body": body, "dedupe_key": dedupe_key}
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=self._wait,
-            retry=retry_if_exception(self._worth_retrying_here),
-            reraise=True,
-        )
-        response = retrying(self._attempt, payload)
+        response = self._retry.call(self._attempt, payload)
         try:
             return str(response.json()["push_id"])
         except (ValueError, KeyError, TypeError) as exc:
@@ -101,17 +95,6 @@ class PushClient:
     def _report(self, status: int | None, started: float) -> None:
         if self._on_response is not None:
             self._on_response("push_send", status, time.perf_counter() - started)
-
-    def _worth_retrying_here(self, exc: BaseException) -> bool:
-        if not isinstance(exc, PushUnavailable):
-            return False
-        return exc.delay_ms is None or exc.delay_ms <= self._max_wait_s * 1000
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, PushUnavailable) and exc.delay_ms is not None:
-            return exc.delay_ms / 1000
-        return self._backoff(state)
 
 
 def push_from_settings(settings: Settings) -> PushClient:

@@ -25,10 +25,10 @@ from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from shared.config import Settings
 from shared.errors import PermanentError, TransientError
+from shared.http_retry import QuickRetry
 
 OnResponse = Callable[[str, int | None, float], None]
 
@@ -90,9 +90,9 @@ class CarrierClient:
         self._http = httpx.Client(
             base_url=base_url, timeout=timeout_s, headers={"Authorization": f"Bearer {api_key}"}
         )
-        self._attempts = retry_attempts
-        self._max_wait_s = max_retry_wait_s
-        self._backoff = wait_random_exponential(multiplier=0.1, max=max_retry_wait_s)
+        self._retry = QuickRetry(
+            transient=CarrierUnavailable, attempts=retry_attempts, max_wait_s=max_retry_wait_s
+        )
         self._on_response = on_response
 
     def buy_label(
@@ -139,18 +139,7 @@ class CarrierClient:
         payload: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=self._wait,
-            retry=retry_if_exception(self._worth_retrying_here),
-            reraise=True,
-        )
-        try:
-            return retrying(self._attempt, operation, method, path, payload, headers)
-        except CarrierUnavailable as exc:
-            attempts = retrying.statistics.get("attempt_number", 1)
-            message = f"{exc}; gave up after attempt {attempts} of {self._attempts}"
-            raise CarrierUnavailable(message, delay_ms=exc.delay_ms) from exc
+        return self._retry.call(self._attempt, operation, method, path, payload, headers)
 
     def _attempt(
         self,
@@ -174,18 +163,6 @@ class CarrierClient:
     def _report(self, operation: str, status: int | None, started: float) -> None:
         if self._on_response is not None:
             self._on_response(operation, status, time.perf_counter() - started)
-
-    def _worth_retrying_here(self, exc: BaseException) -> bool:
-        # A Retry-After longer than we may block a worker thread is left to the broker's delay.
-        if not isinstance(exc, CarrierUnavailable):
-            return False
-        return exc.delay_ms is None or exc.delay_ms <= self._max_wait_s * 1000
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, CarrierUnavailable) and exc.delay_ms is not None:
-            return exc.delay_ms / 1000
-        return self._backoff(state)
 
 
 def carrier_from_settings(settings: Settings) -> CarrierClient:
