@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # Operator console: signs session cookies; at least 32 characters. Unset, /console answers 503.
     console_secret: SecretStr | None = None
 
+    # Logs: one JSON object per line (`text` for a terminal), redacted either way (shared.logs).
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+    log_level: str = Field(default="INFO", pattern="^(?i:debug|info|warning|error|critical)$")
+
     # Metrics
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9191

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
@@ -11,8 +10,8 @@ import click
 from shared.config import QUEUES, Settings
 from shared.errors import ConfigurationError
 
-#: Libraries that log every request or frame at INFO; quieted unless --verbose.
-NOISY_LOGGERS = ("pika", "httpx", "alembic", "aiormq", "mail.log")
+#: `circulate worker` runs Dramatiq's CLI through this, so its processes log as ours do.
+_DRAMATIQ = "import sys; from workers.worker import run_dramatiq; sys.exit(run_dramatiq(sys.argv[1:]))"
 
 
 def _settings() -> Settings:
@@ -23,13 +22,11 @@ def _settings() -> Settings:
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def main(verbose: bool) -> None:
     """Circulate: idempotent marketplace workers on RabbitMQ and PostgreSQL."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    if not verbose:
-        for noisy in NOISY_LOGGERS:
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    from shared.logs import configure_logging
+
+    settings = _settings()
+    level = "DEBUG" if verbose else settings.log_level
+    configure_logging(level=level, json=settings.log_format == "json")
 
 
 @main.command()
@@ -69,8 +66,9 @@ def setup() -> None:
 def worker(processes: int | None, threads: int | None, queues: tuple[str, ...]) -> None:
     """Run Dramatiq workers; SIGTERM finishes in-flight messages and requeues the rest."""
     settings = _settings()
+    # Dramatiq's CLI with --skip-logging, after our logging is set up (workers.worker.run_dramatiq).
     argv = [
-        sys.executable, "-m", "dramatiq", "workers.worker:boot",
+        sys.executable, "-c", _DRAMATIQ, "workers.worker:boot",
         "--processes", str(processes or settings.worker_processes),
         "--threads", str(threads or settings.worker_threads),
         "--worker-shutdown-timeout", str(settings.worker_shutdown_timeout_ms),

@@ -1,22 +1,24 @@
 """The worker process: what `dramatiq workers.worker:boot` (and so `circulate worker`) loads.
 
-`boot` is the composition root of a worker process: settings from the environment, the broker
-with its middleware, the Runtime (built at worker boot, after any fork) and every domain's
-actors. Tests call `build_worker_broker` with their own Settings instead.
+`boot` is the composition root of a worker process: settings from the environment, logging, the
+broker with its middleware, the Runtime (built at worker boot, after any fork) and every domain's
+actors. Tests call `build_worker_broker` with their own Settings instead. `run_dramatiq` is
+Dramatiq's command line with Circulate's logging in every process it starts (`circulate worker`).
 """
 
 from __future__ import annotations
 
-import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import dramatiq
 
 from shared.actors import bind_actors
 from shared.broker import CirculateBroker, build_broker
 from shared.config import Settings
+from shared.logs import configure_logging
 from shared.middleware.dead_letter import DeadLetterRecorder
+from shared.middleware.message_log import MessageLog
 from shared.middleware.metrics import MessageMetrics, MetricsServer
 from shared.middleware.resources import RuntimeResources
 from shared.runtime import AdapterFactory, Runtime
@@ -30,18 +32,55 @@ def build_worker_broker(
     chosen = ADAPTERS if adapters is None else adapters
     resources = RuntimeResources(lambda: Runtime.from_settings(settings, adapters=chosen))
     runtime = lambda: resources.runtime  # noqa: E731
+    # `before_` hooks run in this order and `after_` hooks in reverse, so:
+    # - MessageMetrics comes first: its attempt record exists before anything else runs, and its
+    #   handling time covers the middleware after it;
+    # - MessageLog next: it binds the message's ids before the rest run and unbinds them after,
+    #   so their log lines carry them; at ack/nack it classifies MessageMetrics's record;
+    # - RuntimeResources owns the engine and adapters, which DeadLetterRecorder needs at nack;
+    # - MetricsServer only asks Dramatiq for the /metrics process.
     broker = build_broker(
         settings,
-        extra_middleware=[MessageMetrics(), resources, DeadLetterRecorder(runtime), MetricsServer()],
+        extra_middleware=[
+            MessageMetrics(),
+            MessageLog(),
+            resources,
+            DeadLetterRecorder(runtime),
+            MetricsServer(),
+        ],
     )
     bind_actors(broker, ACTORS, runtime)
     return broker, resources
 
 
 def boot() -> None:
-    """Entry point for Dramatiq's CLI: build everything from the environment and install it."""
+    """Entry point for Dramatiq's CLI: build everything from the environment and install it.
+
+    Logging is configured again here, in each worker process: under a plain `python -m dramatiq`
+    (no `--skip-logging`) this replaces the text handler Dramatiq's CLI installed in the process.
+    """
+    settings = Settings()
+    _configure_logging(settings)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="pika")
-    for noisy in ("pika", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    broker, _ = build_worker_broker(Settings())
+    broker, _ = build_worker_broker(settings)
     dramatiq.set_broker(broker)
+
+
+def run_dramatiq(argv: Sequence[str]) -> int:
+    """`python -m dramatiq ARGV --skip-logging`, after configuring Circulate's logging.
+
+    Dramatiq's CLI runs `logging.basicConfig` in its main process, in each worker process and in
+    each fork (the /metrics server) unless given `--skip-logging`; only the worker processes
+    import `boot`. Configured here, before any process starts, the handler reaches all of them
+    through fork (Linux's start method) and follows each one's stderr into Dramatiq's log pipe,
+    so every line is JSON.
+    """
+    from dramatiq.cli import main, make_argument_parser
+
+    _configure_logging(Settings())
+    args = make_argument_parser().parse_args([*argv, "--skip-logging"])  # type: ignore[no-untyped-call]
+    return int(main(args) or 0)  # type: ignore[no-untyped-call]
+
+
+def _configure_logging(settings: Settings) -> None:
+    configure_logging(level=settings.log_level, json=settings.log_format == "json")

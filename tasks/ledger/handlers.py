@@ -16,6 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from shared import metrics
 from shared.errors import ConflictingReplay, PermanentError
 from shared.uow import UnitOfWork
 from tasks.ledger import posting
@@ -113,6 +114,8 @@ def _post(session: Session, transaction: JournalTransaction) -> None:
     lines = [{"transaction_id": inserted, **_entry_row(entry)} for entry in transaction.entries]
     if lines:  # an empty list would make SQLAlchemy insert one row of defaults
         session.execute(insert(EntryRecord), lines)
+    currency = transaction.entries[0].currency if transaction.entries else "none"
+    metrics.LEDGER_POSTINGS.labels(transaction.kind, currency).inc()
 
 
 def _check_replay(session: Session, key: str, digest: str) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from shared import metrics
 from shared.runtime import Runtime
 from shared.uow import UnitOfWork
 from tasks.notifications.identity import dedupe_key_for, message_id_for
@@ -42,6 +43,7 @@ def send(uow: UnitOfWork, msg: SendNotification) -> None:
         key = dedupe_key_for(msg.order_id, msg.template, msg.recipient_role, channel)
         if opted_out(uow.session, msg.recipient.user_id, channel):
             _insert(uow.session, msg, channel, key, status=SKIPPED_OPT_OUT)
+            metrics.NOTIFICATIONS.labels(channel, "suppressed").inc()
             continue
         delivery = {**msg.model_dump(), "channel": channel, "dedupe_key": key}
         uow.outbox.add(DeliverNotification.model_validate(delivery), key_suffix=channel)
@@ -61,6 +63,7 @@ def deliver(uow: UnitOfWork, msg: DeliverNotification) -> None:
         return
     if opted_out(uow.session, msg.recipient.user_id, msg.channel):
         row.status = SKIPPED_OPT_OUT
+        metrics.NOTIFICATIONS.labels(msg.channel, "suppressed").inc()
         return
     rendered = render(msg.template, msg.template_context())
     row.message_id = _send(uow.runtime, msg, rendered)
@@ -108,6 +111,17 @@ def _insert(session: Session, msg: NotificationRequest, channel: str, key: str, 
 
 
 def _send(runtime: Runtime, msg: DeliverNotification, rendered: Rendered) -> str:
+    """`_hand_over`, counted in `circulate_notifications_total` as sent or failed (each attempt)."""
+    try:
+        sent_id = _hand_over(runtime, msg, rendered)
+    except Exception:
+        metrics.NOTIFICATIONS.labels(msg.channel, "failed").inc()
+        raise
+    metrics.NOTIFICATIONS.labels(msg.channel, "sent").inc()
+    return sent_id
+
+
+def _hand_over(runtime: Runtime, msg: DeliverNotification, rendered: Rendered) -> str:
     """Hand the notification over; returns the email's Message-ID or the gateway's push id."""
     if msg.channel == "email":
         message_id = message_id_for(msg.dedupe_key)

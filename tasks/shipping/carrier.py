@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
+from shared import metrics
 from shared.config import Settings
 from shared.errors import PermanentError, TransientError
 from shared.http_retry import QuickRetry
@@ -166,12 +167,19 @@ class CarrierClient:
 
 
 def carrier_from_settings(settings: Settings) -> CarrierClient:
-    """The "carrier" adapter factory (`tasks.registry.ADAPTERS`), built at worker boot."""
+    """The "carrier" adapter factory (`tasks.registry.ADAPTERS`), built at worker boot; measured."""
     return CarrierClient(
         base_url=settings.carrier_url,
         api_key=settings.carrier_api_key.get_secret_value(),
         timeout_s=settings.carrier_timeout_s,
+        on_response=record_response,
     )
+
+
+def record_response(operation: str, status: int | None, seconds: float) -> None:
+    """`on_response` of the worker's client: every HTTP attempt, retries included, is measured."""
+    metrics.CARRIER_REQUEST.labels(operation).observe(seconds)
+    metrics.CARRIER_RESPONSES.labels(operation, "error" if status is None else str(status)).inc()
 
 
 def _raise_for_status(operation: str, response: httpx.Response) -> None:

@@ -16,6 +16,7 @@ from workers.api import carrier, orders, preferences
 from workers.api.errors import install_error_handlers
 from workers.api.limits import BodySizeLimit
 from workers.api.metrics import install_api_metrics
+from workers.api.request_log import install_request_log
 from workers.dlq.web import build_console
 
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(preferences.router)
     app.include_router(build_console(settings))
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    install_request_log(app)  # outside the body limit, so a 413 is logged; sets the request's ids
     install_api_metrics(app)  # last added, so outermost: it times and counts every request
 
     @app.get("/healthz", tags=["health"])
@@ -68,4 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
 def serve(settings: Settings, *, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    # log_config=None: uvicorn's loggers propagate to the root handler of shared.logs (JSON,
+    # redacted) instead of getting handlers of their own; access lines come from RequestLog.
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level="info", access_log=False, log_config=None
+    )

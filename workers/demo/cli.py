@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -35,12 +36,29 @@ import click
     type=click.Path(file_okay=False, path_type=Path),
     help="Logs (default: artifacts/demo/<time>).",
 )
+@click.option("--exporter", is_flag=True, help="Also run `circulate exporter` (queues, orders, ledger).")
+@click.option(
+    "--linger",
+    "linger_s",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Keep every process up this long (s) after the report, e.g. for Prometheus to scrape.",
+)
 def demo(
-    count: int, json_path: Path | None, seed: int, timeout_s: float, fail_rate: float, run_dir: Path | None
+    count: int,
+    json_path: Path | None,
+    seed: int,
+    timeout_s: float,
+    fail_rate: float,
+    run_dir: Path | None,
+    exporter: bool,
+    linger_s: float,
 ) -> None:
     """Run every process on N seeded orders, audit the result, exit 1 unless every invariant holds.
 
     Uses CIRCULATE_DATABASE_URL and CIRCULATE_AMQP_URL, and empties that database and vhost first.
+    `<run dir>/endpoints.json` says where each process answers; with --linger the report (and
+    --json) is written before the processes stop, so a scraper can compare the two.
     """
     from shared.config import Settings
     from workers.demo.prepare import UnsafeTarget
@@ -53,17 +71,27 @@ def demo(
     run_dir.mkdir(parents=True, exist_ok=True)
     scenario = build_scenario(count, seed=seed, now=datetime.now(UTC))
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    published = []
+
+    def publish(report: dict[str, Any]) -> None:
+        published.append(True)
+        click.echo(render_text(report))
+        if json_path is not None:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
     try:
-        report = run_demo(Settings(), scenario, run_dir=run_dir, timeout_s=timeout_s, fail_rate=fail_rate)
+        report = run_demo(
+            Settings(), scenario, run_dir=run_dir, timeout_s=timeout_s, fail_rate=fail_rate,
+            exporter=exporter, linger_s=linger_s, on_report=publish,
+        )  # fmt: skip
     except (ProcessFailed, UnsafeTarget) as error:
         raise click.ClickException(str(error)) from error
     finally:
         signal.signal(signal.SIGTERM, previous)
-    click.echo(render_text(report))
+    if not published:
+        publish(report)
     click.echo(f"\nlogs: {run_dir}", err=True)
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     sys.exit(0 if report["ok"] else 1)
 
 

@@ -5,11 +5,12 @@ URL and the workers need the sink; the relay before the workers, so the first me
 published as soon as something consumes. Each process is "ready" by an outside signal (its
 /healthz, a TCP accept, a connection or consumers seen by RabbitMQ), never by a guessed sleep.
 Every child runs the same `circulate` CLI an operator would, with the demo's settings in its
-environment.
+environment. `circulate exporter` is started too when asked (a run to be scraped by Prometheus).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -21,6 +22,7 @@ import httpx
 import pika
 
 from shared.config import QUEUES, Settings
+from shared.metrics_runtime import EXPORTER_PORT_OFFSET, RELAY_PORT_OFFSET
 from shared.topology import management_client
 from workers.demo.supervisor import Probe, Supervisor, free_port, free_port_block, http_ok, tcp_open
 
@@ -43,14 +45,18 @@ class Stack:
     api_url: str
     sandbox_url: str
     maildir: Path
+    #: Workers serve /metrics here, the relay on +1, the exporter (if started) on +2.
+    metrics_port: int
 
 
 def circulate(*args: str) -> list[str]:
     return [sys.executable, *_CLI, *args]
 
 
-def start_stack(supervisor: Supervisor, settings: Settings, *, fail_rate: float) -> Stack:
-    """Start sink, API, sandbox, relay and workers; return once each of them is ready."""
+def start_stack(
+    supervisor: Supervisor, settings: Settings, *, fail_rate: float, exporter: bool = False
+) -> Stack:
+    """Start sink, API, sandbox, relay, workers (and the exporter); return once each is ready."""
     smtp_port, api_port, sandbox_port = free_port(), free_port(), free_port()
     api_url, sandbox_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
     maildir = supervisor.run_dir / "maildir"
@@ -71,7 +77,27 @@ def start_stack(supervisor: Supervisor, settings: Settings, *, fail_rate: float)
     start("worker", circulate("worker", "--processes", "2", "--threads", "8"),
           env=env, ready=consumers_on_every_queue(settings), timeout_s=60)  # fmt: skip
     supervisor.wait_ready(relay, relay_connected(settings))
-    return Stack(api_url=api_url, sandbox_url=sandbox_url, maildir=maildir)
+    metrics_port = int(env["CIRCULATE_METRICS_PORT"])
+    if exporter:
+        start("exporter", circulate("exporter"), env=env,
+              ready=http_ok(f"http://127.0.0.1:{metrics_port + EXPORTER_PORT_OFFSET}/metrics"))  # fmt: skip
+    return Stack(api_url=api_url, sandbox_url=sandbox_url, maildir=maildir, metrics_port=metrics_port)
+
+
+def write_endpoints(path: Path, stack: Stack, supervisor: Supervisor) -> None:
+    """Where this run's processes answer, for whoever scrapes or pokes at a run (its e2e test)."""
+    port = stack.metrics_port
+    endpoints = {
+        "api": stack.api_url,
+        "sandbox": stack.sandbox_url,
+        "metrics": {
+            "worker": f"127.0.0.1:{port}",
+            "relay": f"127.0.0.1:{port + RELAY_PORT_OFFSET}",
+            "exporter": f"127.0.0.1:{port + EXPORTER_PORT_OFFSET}",
+        },
+        "pids": {child.name: child.process.pid for child in supervisor.children},
+    }
+    path.write_text(json.dumps(endpoints, indent=2) + "\n")
 
 
 def child_env(settings: Settings, *, smtp_port: int, api_port: int, sandbox_url: str) -> dict[str, str]:

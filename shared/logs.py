@@ -1,0 +1,214 @@
+"""Structured logs: every line one JSON object, and nothing in it that identifies a person.
+
+Dramatiq, uvicorn, pika and Circulate's own modules all log through the standard library, so the
+format is applied where records leave the process: one root handler whose formatter is structlog's
+`ProcessorFormatter`. Whoever emitted a record, it comes out with the same fields:
+
+    timestamp (ISO 8601, UTC) · level · logger · event · pid · thread
+    + whatever is bound with `structlog.contextvars` (MessageLog binds a message's ids while its
+      handler runs, so the handler's own lines carry its trace_id and correlation_id)
+    + the `extra={...}` of a stdlib call, and the key-value pairs of a structlog call
+
+Redaction ("no address, email or token in logs") is the last step before rendering, so it sees
+the final text of every field, exception tracebacks included:
+
+- a key that names personal data or a credential (email, address, line1, postcode, city, phone,
+  token, authorization, password, secret, api_key, cookie ...) loses its value, whatever it is;
+- in every string value, email addresses, bearer and basic credentials, Circulate API tokens
+  (`circ_...`), JWTs, passwords in URLs, `key=value` / `"key": "value"` pairs of those keys,
+  UK postcodes and street addresses (house number and street) are masked.
+
+Patterns cannot recognise every piece of personal data in prose (a name, a 5-digit ZIP code), so
+the rule stays that payloads are never logged: MessageLog logs the order id and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.processors import CallsiteParameter, CallsiteParameterAdder
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+#: Libraries that log every connection, frame or request at INFO.
+NOISY_LOGGERS = ("pika", "httpx", "httpcore", "aiormq", "mail.log", "alembic")
+REDACTED = "[redacted]"
+#: Fields every line starts with, in this order.
+_HEAD = ("timestamp", "level", "logger", "event")
+
+_SENSITIVE_PARTS = frozenset(
+    {
+        "email", "emails", "address", "addresses", "line1", "line2", "street", "postcode", "zip",
+        "zipcode", "city", "phone", "token", "tokens", "authorization", "password", "passwd",
+        "secret", "secrets", "cookie", "cookies", "credentials", "signature",
+    }
+)  # fmt: skip
+_SENSITIVE_JOINED = ("api_key", "apikey", "postal_code", "post_code", "private_key", "access_key")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+_KV_KEYS = (
+    r"e-?mail|address|line[12]|street|post_?code|postal_code|zip|city|phone|password|passwd|secret"
+    r"|token|access_token|refresh_token|api[_-]?key|authorization|cookie"
+)
+_STREET_TYPES = (
+    r"Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Row|Way|Drive|Dr|Boulevard|Blvd|Place|Pl|Court|Ct"
+    r"|Square|Sq|Terrace|Close|Crescent|Gardens|Parkway"
+)
+#: (pattern, replacement) applied in order to every string value.
+_VALUE_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    # amqp://user:password@host: the password goes, the user and host stay for debugging.
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+):[^@\s/]+@"), rf"\1:{REDACTED}@"),
+    (re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{6,}"), rf"\1\2{REDACTED}"),
+    (re.compile(r"\bcirc_[A-Za-z0-9_-]{8,}"), REDACTED),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
+    (
+        re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+        "[email]",
+    ),
+    # "line1": "12 High Street", city=Leeds, 'token': 'abc': the value goes (not a nested object,
+    # whose own keys are matched in turn).
+    (
+        re.compile(rf"""(?i)(["']?)\b({_KV_KEYS})\b\1(\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s,;&{{}}\[\]"']+)"""),
+        rf"\1\2\1\3{REDACTED}",
+    ),
+    (re.compile(r"\b(?:[A-Z]{1,2}[0-9][A-Z0-9]?|GIR) ?[0-9][A-Z]{2}\b"), "[postcode]"),
+    # "12 High Street", "4 rue Victor Hugo"; then "Hauptstraße 5", "Via Roma 12".
+    (
+        re.compile(
+            rf"\b\d{{1,5}}[A-Za-z]?,?\s+(?:(?:rue|avenue|boulevard|allée|chemin|place|impasse)\s[^,\n]{{1,60}}"
+            rf"|(?:[A-Z][\w'.-]*\s+){{0,4}}(?:{_STREET_TYPES})\b\.?)"
+        ),
+        "[address]",
+    ),
+    (
+        re.compile(
+            r"\b(?:(?:Via|Viale|Corso|Piazza|Calle)\s+(?:[\w'.-]+\s+){0,3}?"
+            r"|\w+(?:straße|strasse|weg|platz|allee|gasse)\s+)\d{1,5}[a-zA-Z]?\b"
+        ),
+        "[address]",
+    ),
+)
+
+
+def is_sensitive_key(key: object) -> bool:
+    """Whether a field named `key` may hold personal data or a credential (`shipTo.postCode` too)."""
+    if not isinstance(key, str):
+        return False
+    snake = _NON_ALNUM.sub("_", _CAMEL.sub("_", key).lower())
+    return bool(_SENSITIVE_PARTS.intersection(snake.split("_"))) or any(
+        joined in snake for joined in _SENSITIVE_JOINED
+    )
+
+
+def redact_text(text: str) -> str:
+    """`text` with emails, credentials, postcodes and street addresses masked."""
+    for pattern, replacement in _VALUE_RULES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_value(value: Any) -> Any:
+    """A copy of `value` with sensitive keys emptied and strings masked, through dicts and lists."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {k: REDACTED if is_sensitive_key(k) else redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact_value(item) for item in value]
+    return value
+
+
+def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: the last step before rendering (see the module docstring)."""
+    return {
+        key: REDACTED if is_sensitive_key(key) else redact_value(value) for key, value in event_dict.items()
+    }
+
+
+def _shared_processors() -> list[Processor]:
+    """Steps for every record, stdlib or structlog, before the formatter's own."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        CallsiteParameterAdder([CallsiteParameter.PROCESS, CallsiteParameter.THREAD_NAME]),
+    ]
+
+
+def build_formatter(*, json: bool = True) -> structlog.stdlib.ProcessorFormatter:
+    """The formatter of Circulate's handler: JSON lines, or aligned text for a terminal; both redacted."""
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(default=str)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _tidy,
+            structlog.processors.format_exc_info,
+            redact,
+            renderer,
+        ],
+    )
+
+
+def _tidy(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """The fixed fields first, under short names; uvicorn's ANSI-coloured copy of the event dropped."""
+    event_dict.pop("color_message", None)
+    event_dict["pid"] = event_dict.pop("process", None)
+    event_dict["thread"] = event_dict.pop("thread_name", None)
+    head = {key: event_dict.pop(key) for key in _HEAD if key in event_dict}
+    return {**head, **event_dict}
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time of each record, not when it was built.
+
+    Dramatiq points `sys.stderr` of each worker process at a pipe its main process reads (so lines
+    of several processes never interleave); a handler built before that, in the main process and
+    inherited through fork, must follow it there.
+    """
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # logging.StreamHandler.__init__ assigns it; the property above is the truth
+
+
+def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
+    """Route every stdlib and structlog record through one redacting handler on stderr.
+
+    Replaces the root logger's handlers (logging.basicConfig's, Dramatiq's), so calling it again,
+    as each worker process does after Dramatiq's own set-up, leaves exactly one handler.
+    Noisy libraries are held at WARNING unless `level` is DEBUG.
+    """
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
+    structlog.configure(
+        processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = _StderrHandler()
+    handler.setFormatter(build_formatter(json=json))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if numeric <= logging.DEBUG else logging.WARNING)
