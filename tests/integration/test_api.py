@@ -180,3 +180,43 @@ def test_a_user_opts_out_of_a_channel_and_reads_it_back(api):
     assert (
         api.put("/v1/users/u-7/notification-preferences/push", json={"opted_out": "maybe"}).status_code == 422
     )
+
+
+def _webhook(api, settings, body: bytes, *, secret: str | None = None, timestamp: int | None = None):
+    import time
+
+    from tasks.shipping.webhooks import SIGNATURE_HEADER, sign
+
+    key = secret or settings.carrier_webhook_secret.get_secret_value()
+    signature = sign(key, body, timestamp or int(time.time()))
+    return api.post(
+        "/v1/carrier/webhooks", content=body, headers={SIGNATURE_HEADER: signature, "Authorization": ""}
+    )
+
+
+def test_a_signed_carrier_webhook_becomes_one_tracking_job_keyed_by_the_event(api, settings, runtime):
+    event = {
+        "event_id": "evt-1",
+        "label_id": "L1",
+        "tracking_number": "T1",
+        "reference": order_body()["order_id"],
+        "event": "shipped",
+        "occurred_at": "2026-11-25T18:00:00Z",
+    }
+    body = json.dumps(event).encode()
+    assert _webhook(api, settings, body).status_code == 202
+    with runtime.sessions() as session:
+        row = session.scalars(select(OutboxRow)).one()
+    message = json.loads(row.body)
+    assert message["actor_name"] == "fulfilment.record_tracking"
+    assert message["kwargs"]["envelope"]["idempotency_key"] == "carrier-event:evt-1"
+
+
+def test_a_webhook_with_a_bad_or_stale_signature_is_refused(api, settings, runtime):
+    body = json.dumps({"event_id": "evt-2"}).encode()
+    assert _webhook(api, settings, body, secret="not-the-secret").status_code == 401
+    assert _webhook(api, settings, body, timestamp=1_000_000).status_code == 401
+    no_signature = api.post("/v1/carrier/webhooks", content=body)
+    assert no_signature.status_code == 401
+    assert _outbox_count(runtime) == 0
+    assert _webhook(api, settings, body).status_code == 422  # signed, but not a tracking event

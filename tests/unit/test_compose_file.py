@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -23,7 +26,17 @@ def test_the_compose_file_defines_the_services_the_makefile_starts():
     assert services["postgres"]["image"] == "postgres:15"
 
 
-def test_every_circulate_service_runs_a_real_circulate_command():
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """`circulate`'s group callback configures the root logger; give the next tests theirs back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_every_circulate_service_runs_a_real_circulate_command(logging_restored):
     runner = CliRunner()
     for name, service in _compose()["services"].items():
         if "build" not in service:

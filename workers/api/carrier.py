@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shared.enqueue import enqueue
 from shared.messages import describe_validation_error
+from shared.tracing import accept_traceparent
 from tasks.fulfilment.messages import RecordTracking
 from tasks.shipping.webhooks import SIGNATURE_HEADER, InvalidSignature, verify
 from workers.api.deps import DbSession
@@ -42,6 +43,7 @@ async def tracking_webhook(
     request: Request,
     session: DbSession,
     signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
+    traceparent: Annotated[str | None, Header(max_length=100)] = None,
 ) -> Any:
     """A tracking event from the carrier; 401 unless signed with the shared webhook secret."""
     body = await request.body()
@@ -64,7 +66,13 @@ async def tracking_webhook(
 
     def accept() -> None:
         key = f"carrier-event:{event.event_id}"
-        enqueue(session, message, idempotency_key=key, correlation_id=str(event.reference))
+        enqueue(
+            session,
+            message,
+            idempotency_key=key,
+            correlation_id=str(event.reference),
+            traceparent=accept_traceparent(traceparent),
+        )
         session.commit()
 
     await run_in_threadpool(accept)
