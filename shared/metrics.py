@@ -1,7 +1,7 @@
 """Every Prometheus metric of Circulate, its name, labels and buckets: nothing else lives here.
 
 One module, as Oban's `telemetry.ex`, so a dashboard, an alert or a reader can find every name in
-one place (docs/observability.md describes each). Conventions: the `circulate_` prefix, base units
+one place (README.md, "Observability", describes each). Conventions: the `circulate_` prefix, base units
 (seconds, minor currency units), `_total` on counters, label values from small closed sets.
 
 Two kinds of metric, split on purpose:

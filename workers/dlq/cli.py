@@ -9,7 +9,7 @@
     circulate dlq export | import            JSON lines, history included
     circulate dlq user add NAME --role R     console users
 
-docs/dead_letters.md describes each with examples. Settings come from the `CIRCULATE_*`
+README.md, "Dead letters", describes each with examples. Settings come from the `CIRCULATE_*`
 environment, like every other command.
 """
 
