@@ -6,6 +6,8 @@ never at import time.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Engine, MetaData, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -60,3 +62,13 @@ def database_name(settings: Settings) -> str:
 def libpq_url(settings: Settings) -> str:
     """The database URL without SQLAlchemy's driver suffix, for plain (async) psycopg connections."""
     return make_url(settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def driver_connection(session: Session) -> Any:
+    """The psycopg connection under the session's current transaction.
+
+    The handler core's own statements (inbox claim, outbox rows) run on it directly: the same
+    transaction, without SQLAlchemy's per-statement overhead, which on the hot path costs more
+    CPU than the statement itself.
+    """
+    return session.connection().connection.driver_connection

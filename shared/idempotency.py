@@ -13,10 +13,10 @@ import json
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Uuid, delete, func, select, text, update
+from sqlalchemy import DateTime, Integer, String, Uuid, delete, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from shared.db import Base
+from shared.db import Base, driver_connection
 from shared.messages import Envelope, Payload
 
 
@@ -45,9 +45,10 @@ def content_hash(kind: str, payload: Payload) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_CLAIM = text(
+_CLAIM = (
     "INSERT INTO processed_messages (idempotency_key, kind, message_id, content_hash) "
-    "VALUES (:key, :kind, :message_id, :hash) ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1"
+    "VALUES (%(key)s, %(kind)s, %(message_id)s, %(hash)s) "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1"
 )
 
 
@@ -60,7 +61,7 @@ def claim(session: Session, envelope: Envelope, payload: Payload) -> Claim:
         "message_id": envelope.message_id,
         "hash": digest,
     }
-    if session.execute(_CLAIM, params).first() is not None:
+    if driver_connection(session).execute(_CLAIM, params).fetchone() is not None:
         return Claim.CLAIMED
     stored = session.execute(
         select(ProcessedMessage.content_hash).where(

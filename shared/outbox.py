@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, String, Uuid, func, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from shared.db import Base
+from shared.db import Base, driver_connection
 from shared.messages import Envelope, Payload
 from shared.tracing import child_of
 
@@ -56,9 +56,9 @@ def encode_message(envelope: Envelope, payload: Payload, *, delay_ms: int | None
     return json.dumps(message, separators=(",", ":")).encode()
 
 
-_INSERT = text(
+_INSERT = (
     "INSERT INTO outbox (message_id, queue_name, actor_name, body, delay_ms) "
-    "VALUES (:message_id, :queue_name, :actor_name, :body, :delay_ms)"
+    "VALUES (%(message_id)s, %(queue_name)s, %(actor_name)s, %(body)s, %(delay_ms)s)"
 )
 
 
@@ -91,7 +91,7 @@ class Outbox:
             correlation_id=self.correlation_id,
             traceparent=child_of(self.traceparent),
         )
-        self.session.execute(
+        driver_connection(self.session).execute(
             _INSERT,
             {
                 "message_id": envelope.message_id,
@@ -104,10 +104,15 @@ class Outbox:
         return envelope
 
     def _derived_key(self, payload: Payload, suffix: str) -> str:
-        if self.parent_key is None:
-            raise ValueError("a message enqueued outside a handler needs an explicit idempotency_key")
-        key = f"{self.parent_key}>{payload.kind}"
-        return f"{key}:{suffix}" if suffix else key
+        return follow_up_key(self.parent_key, payload.kind, suffix)
+
+
+def follow_up_key(parent_key: str | None, kind: str, suffix: str = "") -> str:
+    """`<parent>><kind>[:suffix]`: the same parent always derives the same follow-up keys."""
+    if parent_key is None:
+        raise ValueError("a message enqueued outside a handler needs an explicit idempotency_key")
+    key = f"{parent_key}>{kind}"
+    return f"{key}:{suffix}" if suffix else key
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 from shared.broker import ALLOWED_OPTIONS, UNDECODABLE_ACTOR, StrictJSONEncoder
 from shared.errors import InvalidMessage
 from shared.messages import Envelope, decode_message
-from shared.outbox import Outbox, encode_message
+from shared.outbox import encode_message, follow_up_key
 from tasks.fulfilment.messages import CancelOrder, PlaceOrder
 from tests.factories import envelope_for, message_kwargs, place_order
 
@@ -114,23 +114,15 @@ def test_the_outbox_encodes_a_dramatiq_message_with_the_kind_as_actor_name():
     assert message["options"]["eta"] > message["message_timestamp"]
 
 
-class _RecordingSession:
-    def __init__(self) -> None:
-        self.params: list[dict[str, object]] = []
-
-    def execute(self, statement: object, params: dict[str, object]) -> None:
-        self.params.append(params)
-
-
 def test_follow_up_keys_derive_from_the_parent_key_so_a_rerun_writes_the_same_keys():
-    session = _RecordingSession()
-    outbox = Outbox(session, correlation_id="c", parent_key="order-placed:1")  # type: ignore[arg-type]
-    first = outbox.add(CancelOrder(order_id=uuid.uuid4()), key_suffix="buyer")
-    assert first.idempotency_key == "order-placed:1>fulfilment.cancel_order:buyer"
-    assert first.correlation_id == "c"
+    assert follow_up_key("order-placed:1", "fulfilment.cancel_order", "buyer") == (
+        "order-placed:1>fulfilment.cancel_order:buyer"
+    )
+    assert (
+        follow_up_key("order-placed:1", "ledger.capture_payment") == "order-placed:1>ledger.capture_payment"
+    )
 
 
 def test_a_message_enqueued_outside_a_handler_needs_an_explicit_key():
-    outbox = Outbox(_RecordingSession(), correlation_id="c")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="explicit idempotency_key"):
-        outbox.add(CancelOrder(order_id=uuid.uuid4()))
+        follow_up_key(None, "fulfilment.cancel_order")
