@@ -106,6 +106,21 @@ def purge(session: Session, where: Filter, *, operator: str) -> list[str]:
     return purged
 
 
+def expire_purged(session: Session, *, retention_days: int) -> int:
+    """Delete for good what was purged longer ago than the retention (their history goes too).
+
+    Until then a purge is only a status and `restore` undoes it; the audit log keeps the record
+    of both the purge and the expiry.
+    """
+    deleted = session.execute(
+        text(
+            "DELETE FROM dead_letters WHERE status = 'purged' AND purged_at < now() - make_interval(days => :days)"
+        ),
+        {"days": retention_days},
+    )
+    return int(deleted.rowcount)  # type: ignore[attr-defined]
+
+
 def restore(session: Session, where: Filter, *, operator: str) -> list[str]:
     """Undo a purge: each message gets back the status it had; returns their ids."""
     condition, params = where.with_status("purged").where()

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
 
     # Operator console: signs session cookies; at least 32 characters. Unset, /console answers 503.
     console_secret: SecretStr | None = None
+    # Purged dead letters stay restorable this long, then the sweeper deletes them for good.
+    dlq_purge_retention_days: int = Field(default=30, ge=0)
 
     # Logs: one JSON object per line (`text` for a terminal), redacted either way (shared.logs).
     log_format: str = Field(default="json", pattern="^(json|text)$")

@@ -261,6 +261,32 @@ def test_purged_messages_leave_the_lists_and_come_back_with_restore(settings, br
     assert event_kinds(runtime, message_id)[-2:] == ["purged", "restored"]
 
 
+def test_purged_messages_past_the_retention_are_deleted_for_good_by_the_sweeper(settings, broker, runtime):
+    kept_id, kept = dramatiq_body(message_kwargs(*_order_and_envelope()))
+    old_id, old = dramatiq_body(message_kwargs(*_order_and_envelope()))
+    for body in (kept, old):
+        publish_raw(settings, XQ, body)
+    run(settings, "sweep")
+    run(settings, "purge", kept_id, "--yes")
+    run(settings, "purge", old_id, "--yes")
+    with runtime.sessions.begin() as session:  # the second purge happened 31 days ago
+        session.execute(
+            text("UPDATE dead_letters SET purged_at = now() - interval '31 days' WHERE message_id = :id"),
+            {"id": old_id},
+        )
+
+    output = run(settings, "sweep").output
+
+    assert "1 purged message(s) past retention deleted" in output
+    assert archived(runtime, old_id) is None
+    assert archived(runtime, kept_id).status == "purged"  # still restorable
+
+
+def _order_and_envelope():
+    payload = place_order()
+    return payload, envelope_for(payload)
+
+
 def test_purge_and_redrive_refuse_an_empty_filter(settings, clean_db):
     env = {"CIRCULATE_DATABASE_URL": settings.database_url}
     for command in ("purge", "redrive"):

@@ -6,7 +6,8 @@ ack. A sweeper killed between commit and ack gets the copy again and the upsert 
 transaction, then one multiple-ack. If the database fails, the unacked copies go back to the
 `.XQ` when the channel closes and the next sweep takes them again.
 
-After a sweep the `.XQ` queues are empty and the archive is the single source of truth, so no
+Each pass also deletes for good what was purged more than `CIRCULATE_DLQ_PURGE_RETENTION_DAYS`
+ago. After a sweep the `.XQ` queues are empty and the archive is the single source of truth, so no
 dead message can expire or be lost with a queue. `circulate dlq sweep` runs one pass; `--loop`
 runs one every `--interval` seconds until SIGTERM or Ctrl-C.
 """
@@ -24,7 +25,7 @@ import pika
 from dramatiq.common import xq_name
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.archive_changes import archive_swept, audit
+from shared.archive_changes import archive_swept, audit, expire_purged
 from shared.config import QUEUES, Settings
 from workers.dlq import deaths
 
@@ -36,6 +37,7 @@ class SweepResult:
     """What one pass did, per outcome: `recorded` (no worker record), `archived`, `already`."""
 
     counts: dict[str, int] = field(default_factory=lambda: {"recorded": 0, "archived": 0, "already": 0})
+    expired: int = 0
 
     @property
     def moved(self) -> int:
@@ -46,6 +48,7 @@ class SweepResult:
         return (
             f"swept {self.moved} message(s): {c['archived']} recorded by the worker, "
             f"{c['recorded']} recorded now from the queue, {c['already']} already archived"
+            + (f"; {self.expired} purged message(s) past retention deleted" if self.expired else "")
         )
 
 
@@ -70,10 +73,16 @@ def sweep_once(
     finally:
         if connection.is_open:
             connection.close()
-    if result.moved:
-        with sessions.begin() as session:
+    with sessions.begin() as session:
+        if result.moved:
             audit(session, operator=operator, via="sweeper", action="sweep", where={"queues": list(queues)},
                   count=result.moved, outcome=result.summary())  # fmt: skip
+        retention = settings.dlq_purge_retention_days
+        result.expired = expire_purged(session, retention_days=retention)
+        if result.expired:
+            outcome = f"deleted {result.expired} purged message(s) for good"
+            audit(session, operator=operator, via="sweeper", action="expire", where={"purged_days": retention},
+                  count=result.expired, outcome=outcome)  # fmt: skip
     return result
 
 
