@@ -106,18 +106,18 @@ def purge(session: Session, where: Filter, *, operator: str) -> list[str]:
     return purged
 
 
+_EXPIRE_PURGED = text(
+    "DELETE FROM dead_letters WHERE status = 'purged' AND purged_at < now() - make_interval(days => :days)"
+)
+
+
 def expire_purged(session: Session, *, retention_days: int) -> int:
     """Delete for good what was purged longer ago than the retention (their history goes too).
 
     Until then a purge is only a status and `restore` undoes it; the audit log keeps the record
     of both the purge and the expiry.
     """
-    deleted = session.execute(
-        text(
-            "DELETE FROM dead_letters WHERE status = 'purged' AND purged_at < now() - make_interval(days => :days)"
-        ),
-        {"days": retention_days},
-    )
+    deleted = session.execute(_EXPIRE_PURGED, {"days": retention_days})
     return int(deleted.rowcount)  # type: ignore[attr-defined]
 
 

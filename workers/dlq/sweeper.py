@@ -81,7 +81,8 @@ def sweep_once(
         result.expired = expire_purged(session, retention_days=retention)
         if result.expired:
             outcome = f"deleted {result.expired} purged message(s) for good"
-            audit(session, operator=operator, via="sweeper", action="expire", where={"purged_days": retention},
+            where = {"purged_days": retention}
+            audit(session, operator=operator, via="sweeper", action="expire", where=where,
                   count=result.expired, outcome=outcome)  # fmt: skip
     return result
 
