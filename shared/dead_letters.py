@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, Text, func, text
+from sqlalchemy import DateTime, Integer, LargeBinary, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -32,6 +32,20 @@ class DeadLetter(Base):
     status: Mapped[str] = mapped_column(String(20), server_default="dead")
     first_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The archive's columns (revision 0005): grouping, sweeping, re-drive, purge and edit history.
+    # `normalised_reason` and `group_key` are computed by a trigger, never written from Python.
+    normalised_reason: Mapped[str | None] = mapped_column(Text)
+    group_key: Mapped[str | None] = mapped_column(String(16))
+    recorded_by: Mapped[str] = mapped_column(String(20), server_default="worker")
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    raw_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    redrive_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_redriven_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    purged_by: Mapped[str | None] = mapped_column(String(200))
+    purged_from: Mapped[str | None] = mapped_column(String(20))
+    original_message: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 _UPSERT = text(
