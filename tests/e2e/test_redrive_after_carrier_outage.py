@@ -3,9 +3,7 @@ is re-driven, and every order completes with no label, ledger entry or notificat
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,11 +19,11 @@ from shared.runtime import Runtime
 from tasks.fulfilment.messages import RecordTracking
 from tests.factories import place_order
 from tests.fixtures import sandbox as sandbox_fixtures
+from tests.fixtures.processes import running_relay
 from tests.fixtures.sandbox import Sandbox, carrier_for, push_client_for
 from tests.fixtures.services import wait_until
 from tests.fixtures.smtp import mailer_for, smtp_sink
 from workers.dlq.cli import dlq
-from workers.relay import run_relay
 from workers.smtp_sink import SmtpSink
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
@@ -47,13 +45,8 @@ def worker_adapters(worker_adapters: dict[str, Any], sandbox: Sandbox, smtp_sink
 
 @pytest.fixture
 def relay(settings: Settings, broker: Any) -> Iterator[None]:
-    stop = asyncio.Event()
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=lambda: loop.run_until_complete(run_relay(settings, stop)), daemon=True)
-    thread.start()
-    yield
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(timeout=15)
+    with running_relay(settings):
+        yield
 
 
 def dlq_cli(settings: Settings, *args: str) -> Result:

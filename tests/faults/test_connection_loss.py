@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import func, select
 
 from shared.config import Settings
-from shared.enqueue import enqueue
-from shared.runtime import Runtime
 from shared.topology import management_client
 from tasks.fulfilment.models import Order
-from tests.factories import place_order
-from tests.fixtures.processes import circulate
+from tests.fixtures.processes import count_rows, enqueue_orders, fulfilment_worker, running_relay
 from tests.fixtures.services import wait_until
-from workers.relay import run_relay
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _orders(runtime: Runtime) -> int:
-    with runtime.sessions() as session:
-        return int(session.scalar(select(func.count()).select_from(Order)) or 0)
-
-
-def _enqueue(runtime: Runtime, count: int) -> None:
-    with runtime.sessions.begin() as session:
-        for _ in range(count):
-            payload = place_order()
-            enqueue(session, payload, idempotency_key=f"order-placed:{payload.order_id}")
 
 
 def _close_every_connection(settings: Settings) -> int:
@@ -50,31 +31,13 @@ def _connections(settings: Settings) -> int:
 
 
 def test_the_worker_and_relay_reconnect_after_every_connection_is_closed(settings, broker, runtime, tmp_path):
-    stop = asyncio.Event()
-    loop = asyncio.new_event_loop()
-    relay = threading.Thread(target=lambda: loop.run_until_complete(run_relay(settings, stop)), daemon=True)
-    relay.start()
-    try:
-        with circulate(
-            settings,
-            "worker",
-            "--processes",
-            "1",
-            "--threads",
-            "2",
-            "--queues",
-            "fulfilment",
-            log=tmp_path / "worker.log",
-        ):
-            # Given a worker and a relay that are processing orders
-            _enqueue(runtime, 10)
-            wait_until(lambda: _orders(runtime) == 10, timeout=30)
-            # When the broker drops every connection (the management UI's "force close")
-            wait_until(lambda: _connections(settings) >= 2, timeout=30)
-            assert _close_every_connection(settings) >= 2
-            # Then both reconnect on their own and later orders are still processed
-            _enqueue(runtime, 10)
-            wait_until(lambda: _orders(runtime) == 20, timeout=60)
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        relay.join(timeout=15)
+    with running_relay(settings), fulfilment_worker(settings, log=tmp_path / "worker.log"):
+        # Given a worker and a relay that are processing orders
+        enqueue_orders(runtime, 10)
+        wait_until(lambda: count_rows(runtime, Order) == 10, timeout=30)
+        # When the broker drops every connection (the management UI's "force close")
+        wait_until(lambda: _connections(settings) >= 2, timeout=30)
+        assert _close_every_connection(settings) >= 2
+        # Then both reconnect on their own and later orders are still processed
+        enqueue_orders(runtime, 10)
+        wait_until(lambda: count_rows(runtime, Order) == 20, timeout=60)

@@ -3,10 +3,8 @@ nothing is doubled, and neither process needs restarting."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,13 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from shared.config import Settings
-from shared.enqueue import enqueue
 from shared.runtime import Runtime
 from tasks.fulfilment.models import Order
-from tests.factories import place_order
-from tests.fixtures.processes import circulate
+from tests.fixtures.processes import enqueue_orders, fulfilment_worker, running_relay
 from tests.fixtures.services import wait_until
-from workers.relay import run_relay
 
 pytestmark = [pytest.mark.timeout(180)]
 
@@ -32,16 +27,6 @@ def _orders(runtime: Runtime) -> int:
     except Exception:
         runtime.engine.dispose()
         return -1
-
-
-def _enqueue(runtime: Runtime, count: int) -> set[str]:
-    keys = set()
-    with runtime.sessions.begin() as session:
-        for _ in range(count):
-            payload = place_order()
-            keys.add(str(payload.order_id))
-            enqueue(session, payload, idempotency_key=f"order-placed:{payload.order_id}")
-    return keys
 
 
 def _run(*command: str) -> None:
@@ -61,24 +46,18 @@ def _restart_postgres() -> None:
 
 @pytest.fixture
 def relay(settings: Settings) -> Iterator[None]:
-    stop = asyncio.Event()
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=lambda: loop.run_until_complete(run_relay(settings, stop)), daemon=True)
-    thread.start()
-    yield
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(timeout=20)
+    with running_relay(settings):
+        yield
 
 
 @pytest.mark.skipif(not shutil.which("rabbitmqctl"), reason="needs the local RabbitMQ's rabbitmqctl")
 def test_a_broker_restart_loses_and_doubles_nothing(settings, broker, runtime, relay, tmp_path):
-    with circulate(settings, "worker", "--processes", "1", "--threads", "4", "--queues", "fulfilment",
-                   log=tmp_path / "worker.log"):  # fmt: skip
-        before = _enqueue(runtime, 20)
+    with fulfilment_worker(settings, log=tmp_path / "worker.log", threads=4):
+        before = enqueue_orders(runtime, 20)
         wait_until(lambda: _orders(runtime) == 20, timeout=60)
         # When RabbitMQ restarts under the running worker and relay
         _restart_rabbitmq()
-        after = _enqueue(runtime, 20)
+        after = enqueue_orders(runtime, 20)
         # Then both reconnect by themselves and every order exists exactly once
         wait_until(lambda: _orders(runtime) == 40, timeout=90)
     with runtime.sessions() as session:
@@ -87,9 +66,8 @@ def test_a_broker_restart_loses_and_doubles_nothing(settings, broker, runtime, r
 
 @pytest.mark.skipif(not Path("/etc/postgresql").is_dir(), reason="needs the local PostgreSQL cluster")
 def test_a_database_restart_loses_and_doubles_nothing(settings, broker, runtime, relay, tmp_path):
-    with circulate(settings, "worker", "--processes", "1", "--threads", "4", "--queues", "fulfilment",
-                   log=tmp_path / "worker.log"):  # fmt: skip
-        before = _enqueue(runtime, 20)
+    with fulfilment_worker(settings, log=tmp_path / "worker.log", threads=4):
+        before = enqueue_orders(runtime, 20)
         wait_until(lambda: _orders(runtime) == 20, timeout=60)
         # When PostgreSQL restarts: every pooled connection of the worker and the relay breaks
         _restart_postgres()
@@ -103,7 +81,7 @@ def test_a_database_restart_loses_and_doubles_nothing(settings, broker, runtime,
 
 def _enqueue_when_up(runtime: Runtime) -> set[str] | None:
     try:
-        return _enqueue(runtime, 20)
+        return enqueue_orders(runtime, 20)
     except Exception:
         runtime.engine.dispose()
         return None

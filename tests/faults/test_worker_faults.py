@@ -6,21 +6,16 @@ import signal
 
 import dramatiq
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from shared.idempotency import ProcessedMessage
 from shared.runtime import Runtime
 from tasks.fulfilment.models import Order
 from tests.factories import envelope_for, message_kwargs, place_order
-from tests.fixtures.processes import circulate, kill_group
+from tests.fixtures.processes import count_rows, fulfilment_worker, kill_group
 from tests.fixtures.services import queue_depth, wait_until
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _count(runtime: Runtime, model: type) -> int:
-    with runtime.sessions() as session:
-        return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def _worker_waits_on_a_lock(runtime: Runtime) -> bool:
@@ -44,41 +39,21 @@ def test_a_worker_killed_mid_transaction_leaves_no_partial_write_and_the_message
     )
     with runtime.engine.connect() as blocker:
         blocker.execute(text("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE"))
-        with circulate(
-            settings,
-            "worker",
-            "--processes",
-            "1",
-            "--threads",
-            "2",
-            "--queues",
-            "fulfilment",
-            log=tmp_path / "w1.log",
-        ) as first:
+        with fulfilment_worker(settings, log=tmp_path / "w1.log", threads=2) as first:
             wait_until(lambda: _worker_waits_on_a_lock(runtime), timeout=30)
             # When the worker is killed with SIGKILL while its transaction has claimed the key
             kill_group(first, signal.SIGKILL)
         blocker.rollback()
 
     # Then nothing of that transaction was written
-    assert _count(runtime, ProcessedMessage) == 0
-    assert _count(runtime, Order) == 0
+    assert count_rows(runtime, ProcessedMessage) == 0
+    assert count_rows(runtime, Order) == 0
     # And a new worker redoes the message exactly once
-    with circulate(
-        settings,
-        "worker",
-        "--processes",
-        "1",
-        "--threads",
-        "2",
-        "--queues",
-        "fulfilment",
-        log=tmp_path / "w2.log",
-    ):
-        wait_until(lambda: _count(runtime, Order) == 1, timeout=30)
+    with fulfilment_worker(settings, log=tmp_path / "w2.log", threads=2):
+        wait_until(lambda: count_rows(runtime, Order) == 1, timeout=30)
         wait_until(lambda: queue_depth(settings, "fulfilment") == 0, timeout=30)
-    assert _count(runtime, ProcessedMessage) >= 1
-    assert _count(runtime, Order) == 1
+    assert count_rows(runtime, ProcessedMessage) >= 1
+    assert count_rows(runtime, Order) == 1
 
 
 def test_sigterm_finishes_or_requeues_in_flight_messages_and_loses_none(settings, broker, runtime, tmp_path):
@@ -89,35 +64,15 @@ def test_sigterm_finishes_or_requeues_in_flight_messages_and_loses_none(settings
         actor.send_with_options(kwargs=message_kwargs(payload, envelope_for(payload)))
 
     # When a worker is stopped with SIGTERM part way through
-    with circulate(
-        settings,
-        "worker",
-        "--processes",
-        "1",
-        "--threads",
-        "4",
-        "--queues",
-        "fulfilment",
-        log=tmp_path / "w1.log",
-    ) as first:
-        wait_until(lambda: _count(runtime, Order) >= 20, timeout=60)
+    with fulfilment_worker(settings, log=tmp_path / "w1.log", threads=4) as first:
+        wait_until(lambda: count_rows(runtime, Order) >= 20, timeout=60)
         kill_group(first, signal.SIGTERM)
-    stopped_at = _count(runtime, Order)
+    stopped_at = count_rows(runtime, Order)
 
     # Then a second worker finishes the rest, and every order exists exactly once
-    with circulate(
-        settings,
-        "worker",
-        "--processes",
-        "1",
-        "--threads",
-        "4",
-        "--queues",
-        "fulfilment",
-        log=tmp_path / "w2.log",
-    ):
-        wait_until(lambda: _count(runtime, Order) == 300, timeout=90)
-    assert stopped_at < 300 or _count(runtime, Order) == 300
+    with fulfilment_worker(settings, log=tmp_path / "w2.log", threads=4):
+        wait_until(lambda: count_rows(runtime, Order) == 300, timeout=90)
+    assert stopped_at < 300 or count_rows(runtime, Order) == 300
     with runtime.sessions() as session:
         ids = set(session.scalars(select(Order.id)))
     assert ids == {p.order_id for p in payloads}
