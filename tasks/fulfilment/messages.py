@@ -1,27 +1,28 @@
-"""Fulfilment's wire contract: the payloads its actors take (kinds are stable dotted names)."""
+"""Fulfilment's wire contract: the payloads its actors take (kinds are stable dotted names).
+
+Text, amounts and instants use the shared value types (`shared.values`), so the API, which takes
+`PlaceOrder` as its request body, refuses exactly what these actors would refuse.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, ClassVar
+from typing import ClassVar
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from shared.messages import Payload
-
-CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
-CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217")]
-Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
-
-
-class Address(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    line1: str = Field(min_length=1, max_length=200)
-    city: str = Field(min_length=1, max_length=100)
-    postcode: str = Field(min_length=1, max_length=20)
-    country: CountryCode
+from shared.values import (
+    Address,
+    CountryCode,
+    CurrencyCode,
+    Email,
+    Instant,
+    MinorAmount,
+    PositiveMinorAmount,
+    PrintableLine,
+)
 
 
 class Party(BaseModel):
@@ -29,9 +30,9 @@ class Party(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1, max_length=100)
+    id: PrintableLine = Field(min_length=1, max_length=100)
     email: Email
-    name: str = Field(min_length=1, max_length=200)
+    name: PrintableLine = Field(min_length=1, max_length=200)
     address: Address
 
 
@@ -47,9 +48,9 @@ class PlaceOrder(Payload):
     seller: Party
     market: CountryCode
     currency: CurrencyCode
-    item_price_minor: StrictInt = Field(gt=0, description="item price in minor units (pence, cents)")
-    shipping_price_minor: StrictInt = Field(ge=0, description="shipping price in minor units")
-    placed_at: AwareDatetime
+    item_price_minor: PositiveMinorAmount = Field(description="item price in minor units (pence, cents)")
+    shipping_price_minor: MinorAmount = Field(description="shipping price in minor units")
+    placed_at: Instant
 
     @model_validator(mode="after")
     def _buyer_is_not_seller(self) -> PlaceOrder:
@@ -65,7 +66,7 @@ class CancelOrder(Payload):
     queue: ClassVar[str] = "fulfilment"
 
     order_id: UUID
-    reason: str = Field(default="buyer_request", min_length=1, max_length=200)
+    reason: PrintableLine = Field(default="buyer_request", min_length=1, max_length=200)
     requested_at: datetime | None = None
 
 

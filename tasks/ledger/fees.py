@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.errors import PermanentError
 from shared.money import Money
+from shared.values import MAX_AMOUNT_MINOR
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -55,9 +56,19 @@ class UnknownMarket(PermanentError, KeyError):
     It is also a KeyError so that `FeeSchedule` honours the Mapping protocol (`in`, `.get()`).
     """
 
+    #: The order field at fault, for the API's 422.
+    field = "market"
+
     def __str__(self) -> str:
         # KeyError would quote the message as a repr; keep it readable in the dead-letter reason.
         return str(self.args[0]) if self.args else ""
+
+
+class MarketCurrencyMismatch(PermanentError):
+    """The order's currency is not the one its market is priced in; booking it would mix currencies."""
+
+    #: The order field at fault, for the API's 422.
+    field = "currency"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +88,8 @@ class MarketFees:
         for name in ("commission_bps", "buyer_fee_bps"):
             _require_int(name, getattr(self, name), upper=BPS_SCALE)
         for name in ("commission_fixed_minor", "buyer_fee_fixed_minor"):
-            _require_int(name, getattr(self, name))
+            # Capped like every order amount, so a quote's sums stay inside a Postgres bigint.
+            _require_int(name, getattr(self, name), upper=MAX_AMOUNT_MINOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +129,18 @@ class FeeSchedule(Mapping[str, MarketFees]):
 
     def __repr__(self) -> str:
         return f"FeeSchedule({dict(self._markets)!r})"
+
+    def for_order(self, market: str, currency: str) -> MarketFees:
+        """The fees an order in `market` and `currency` is booked with, or why it cannot be booked.
+
+        The one rule the API (a 422 naming the field), fulfilment (the order needs attention
+        instead of shipping) and the ledger's capture agree on: the market is known and the order
+        is priced in the market's currency.
+        """
+        fees = self[market]
+        if fees.currency != currency:
+            raise MarketCurrencyMismatch(f"market {market} is priced in {fees.currency}, not {currency}")
+        return fees
 
     @classmethod
     def from_json(cls, text: str) -> FeeSchedule:

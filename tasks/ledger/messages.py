@@ -7,15 +7,13 @@ domain's tables; all three carry the same fields because any of them may be the 
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import ClassVar
 from uuid import UUID
 
-from pydantic import Field, StrictInt
+from pydantic import Field
 
 from shared.messages import Payload
-
-CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
-CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217")]
+from shared.values import CountryCode, CurrencyCode, MinorAmount, PositiveMinorAmount, PrintableLine
 
 
 class OrderAmounts(Payload):
@@ -24,11 +22,11 @@ class OrderAmounts(Payload):
     queue: ClassVar[str] = "ledger"
 
     order_id: UUID
-    seller_id: str = Field(min_length=1, max_length=100)
+    seller_id: PrintableLine = Field(min_length=1, max_length=100)
     market: CountryCode
     currency: CurrencyCode
-    item_price_minor: StrictInt = Field(gt=0, description="item price in minor units (pence, cents)")
-    shipping_price_minor: StrictInt = Field(ge=0, description="shipping price in minor units")
+    item_price_minor: PositiveMinorAmount = Field(description="item price in minor units (pence, cents)")
+    shipping_price_minor: MinorAmount = Field(description="shipping price in minor units")
 
 
 class CapturePayment(OrderAmounts):

@@ -15,7 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.messages import Payload
-from tasks.fulfilment.messages import Email
+from shared.values import Email, PrintableLine
 from tasks.notifications.templates import AUDIENCES, REQUIRED_CONTEXT
 
 Role = Literal["buyer", "seller"]
@@ -29,9 +29,9 @@ DERIVED_CONTEXT = frozenset({"order_id", "recipient_name", "recipient_role"})
 class Recipient(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    user_id: str = Field(min_length=1, max_length=100)
+    user_id: PrintableLine = Field(min_length=1, max_length=100)
     email: Email
-    name: str = Field(min_length=1, max_length=200)
+    name: PrintableLine = Field(min_length=1, max_length=200)
 
 
 class NotificationRequest(Payload):

@@ -12,7 +12,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from shared.messages import Payload
-from tasks.fulfilment.messages import Address
+from shared.values import Address, PrintableLine
 
 
 class Contact(BaseModel):
@@ -20,7 +20,7 @@ class Contact(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, max_length=200)
+    name: PrintableLine = Field(min_length=1, max_length=200)
     address: Address
 
 
@@ -43,4 +43,4 @@ class VoidLabel(Payload):
     queue: ClassVar[str] = "shipping"
 
     order_id: UUID
-    reason: str = Field(min_length=1, max_length=200)
+    reason: PrintableLine = Field(min_length=1, max_length=200)
