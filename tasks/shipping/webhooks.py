@@ -28,7 +28,7 @@ class InvalidSignature(PermanentError):
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
     """Return the `Carrier-Signature` header value for `body` sent at `timestamp`."""
-    return f"t={timestamp},v1={_digest(secret, body, timestamp)}"
+    return f"t={timestamp},v1={_digest(secret, body, timestamp).decode()}"
 
 
 def verify(
@@ -45,16 +45,22 @@ def verify(
     """
     timestamp, candidates = _parse(header)
     expected = _digest(secret, body, timestamp)
-    if not any(hmac.compare_digest(expected, candidate) for candidate in candidates):
+    if not any(hmac.compare_digest(expected, _as_bytes(candidate)) for candidate in candidates):
         raise InvalidSignature("webhook signature does not match the body (wrong secret or altered body)")
     age = now - timestamp
     if abs(age) > tolerance_s:
         raise InvalidSignature(f"webhook timestamp is {age}s from now, outside the {tolerance_s}s tolerance")
 
 
-def _digest(secret: str, body: bytes, timestamp: int) -> str:
+def _digest(secret: str, body: bytes, timestamp: int) -> bytes:
     signed = str(timestamp).encode() + b"." + body
-    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest().encode()
+
+
+def _as_bytes(candidate: str) -> bytes:
+    """The presented signature as bytes: `compare_digest` refuses non-ASCII str with TypeError,
+    and a header may carry any Latin-1 character (or, from a test, any code point at all)."""
+    return candidate.encode("utf-8", "surrogatepass")
 
 
 def _parse(header: str | None) -> tuple[int, list[str]]:

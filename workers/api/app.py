@@ -7,15 +7,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from shared.config import Settings
 from shared.db import build_engine, build_sessionmaker
 from workers.api import carrier, orders, preferences
-from workers.api.errors import install_error_handlers
+from workers.api.errors import error_response, install_error_handlers, responses
 from workers.api.limits import BodySizeLimit
 from workers.api.metrics import install_api_metrics
+from workers.api.printable import PrintableRequests
 from workers.api.request_log import install_request_log
 from workers.dlq.web import build_console
 
@@ -38,11 +38,12 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    install_error_handlers(app)
     app.include_router(orders.router)
     app.include_router(carrier.router)
     app.include_router(preferences.router)
     app.include_router(build_console(settings))
+    install_error_handlers(app)  # first, so its catch-all is the innermost middleware
+    app.add_middleware(PrintableRequests)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     install_request_log(app)  # outside the body limit, so a 413 is logged; sets the request's ids
     install_api_metrics(app)  # last added, so outermost: it times and counts every request
@@ -52,16 +53,14 @@ def create_app(settings: Settings) -> FastAPI:
         """The process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses=responses(503))
     def readyz() -> Any:
         """The database answers; a 503 takes this instance out of a load balancer."""
         try:
             with app.state.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except Exception as error:
-            return JSONResponse(
-                status_code=503, content={"status": "unavailable", "database": str(error)[:200]}
-            )
+            return error_response(503, "unavailable", f"database: {str(error)[:200]}")
         return {"status": "ready"}
 
     return app

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from shared.enqueue import enqueue
@@ -22,7 +22,8 @@ from shared.tracing import accept_traceparent
 from tasks.fulfilment.messages import RecordTracking
 from tasks.shipping.webhooks import SIGNATURE_HEADER, InvalidSignature, verify
 from workers.api.deps import DbSession
-from workers.api.errors import ApiError
+from workers.api.errors import ApiError, responses
+from workers.api.printable import control_character
 
 router = APIRouter(prefix="/v1/carrier", tags=["carrier"])
 
@@ -37,8 +38,17 @@ class TrackingWebhook(BaseModel):
     event: str = Field(pattern=r"^(in_transit|shipped|delivered|returned)$")
     occurred_at: AwareDatetime
 
+    @field_validator("event_id", "label_id", "tracking_number")
+    @classmethod
+    def printable(cls, value: str) -> str:
+        """Ids become idempotency keys and columns; a control character would fail in the worker."""
+        found = control_character(value)
+        if found is not None:
+            raise ValueError(f"contains the control character {found}")
+        return value
 
-@router.post("/webhooks", status_code=202)
+
+@router.post("/webhooks", status_code=202, responses=responses(401))
 async def tracking_webhook(
     request: Request,
     session: DbSession,

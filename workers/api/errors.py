@@ -1,49 +1,219 @@
-"""Every API error is JSON: `{"error": code, "message": text, "fields": [...]}` with a 4xx status."""
+"""Every API error is one JSON shape: `{"error": code, "message": text, "fields": [...]}`.
+
+Where errors come from, and who turns each into that shape:
+
+    ApiError                          raised by routes and dependencies (401, 403, 404, 409, 422)
+    RequestValidationError            FastAPI's parameter and body validation (422, one field each)
+    starlette HTTPException           the router and body parsing (404, 405, 400 for a body that
+      └── fastapi HTTPException       cannot be decoded); handled at the parent, so both are caught
+    any other Exception               a bug: `CatchAll` answers 500 without re-raising, so uvicorn
+                                      keeps the connection open and the caller still gets the shape
+    control characters, huge bodies   refused before routing (`workers.api.guards`), same shape
+
+`document_errors` writes the same shape and each route's possible statuses into the OpenAPI
+document, so the published contract is the one the server keeps (the schemathesis test checks it).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger("circulate.api")
+
+#: The error code for each status the framework itself raises (the routes name their own).
+FRAMEWORK_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+}
+DESCRIPTIONS = {
+    400: "Malformed request: control characters in the path or query, or a body that cannot be decoded",
+    401: "No valid credentials (bearer token, or the carrier's signature)",
+    403: "The token is valid but lacks the scope this route needs",
+    404: "No such resource",
+    409: "Conflicts with an earlier request",
+    413: "The request body is over the size limit",
+    422: "The request is well formed but a field is invalid (each named in `fields`)",
+    500: "A server fault; the message never carries internal details",
+    503: "A dependency (the database) is unavailable",
+}
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: str
+    message: str
+    fields: list[FieldError]
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    """An answer a route gives on purpose: a status, a stable code and a human message."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, fields: list[dict[str, str]] | None = None
+    ) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.status, self.code, self.message, self.fields = status, code, message, fields or []
 
 
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": code, "message": message, **extra}
+def error_body(code: str, message: str, fields: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {"error": code, "message": message, "fields": fields or []}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    fields: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    content = error_body(code, message, fields)
+    return JSONResponse(status_code=status, content=content, headers=headers or None)
 
 
 def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
     fields = []
     for item in error.errors():
         location = [str(part) for part in item["loc"] if part != "body"]
-        fields.append({"field": ".".join(location) or "(body)", "message": item["msg"]})
+        fields.append({"field": ".".join(location) or "(body)", "message": str(item["msg"])})
     return fields
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers; call before any `add_middleware`, so `CatchAll` sits innermost."""
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         fields = _field_errors(error)
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-        return JSONResponse(status_code=422, content=error_body("validation_failed", summary, fields=fields))
+        return error_response(422, "validation_failed", summary, fields=fields)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-        return JSONResponse(
-            status_code=error.status,
-            content=error_body(error.code, error.message, **error.extra),
-            headers=headers,
-        )
+        return error_response(error.status, error.code, error.message, fields=error.fields)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return JSONResponse(status_code=error.status_code, content=error_body(code, str(error.detail)))
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = FRAMEWORK_CODES.get(error.status_code, "http_error")
+        return error_response(error.status_code, code, str(error.detail), headers=dict(error.headers or {}))
+
+    app.add_middleware(CatchAll)
+    document_errors(app)
+
+
+class CatchAll:
+    """Turn an unhandled exception into a logged 500 in the error shape, and swallow it.
+
+    Starlette's own last-resort handler re-raises after answering, and uvicorn then closes the
+    connection; answering here instead keeps keep-alive connections (and proxies' pools) intact.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception("unhandled error", extra={"path_template": str(scope.get("path", ""))[:200]})
+            if started:
+                raise  # half a response is on the wire; only closing the connection is honest
+            await send_error(send, 500, "internal_error", "the server failed; the error was logged")
+
+
+async def send_error(send: Send, status: int, code: str, message: str) -> None:
+    """Answer in the error shape from plain ASGI code (middleware that runs before routing)."""
+    body = json.dumps(error_body(code, message)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def document_errors(app: FastAPI) -> None:
+    """Publish `ErrorBody` and each route's error statuses in the OpenAPI document."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            _add_error_responses(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    setattr(app, "openapi", openapi)  # noqa: B010 - FastAPI documents this override
+
+
+def _add_error_responses(schema: dict[str, Any]) -> None:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ErrorBody"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(components["ErrorBody"].pop("$defs", {}))
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status in _statuses(path, operation):
+                responses[str(status)] = _error_response(status)
+
+
+def _statuses(path: str, operation: dict[str, Any]) -> list[int]:
+    """The error statuses an operation can answer, from what it takes and how it is protected."""
+    statuses = [400, 500]
+    if operation.get("parameters") or operation.get("requestBody"):
+        statuses.append(422)
+    if operation.get("requestBody"):
+        statuses.append(413)
+    if "{" in path:
+        statuses.append(404)  # a path parameter holding `/` matches no route
+    if operation.get("security"):
+        statuses += [401, 403]
+    declared = [int(code) for code in operation.get("responses", {}) if code.isdigit() and int(code) >= 400]
+    return sorted(set(statuses) | set(declared))
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    return {
+        "description": DESCRIPTIONS.get(status, "Error"),
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route's own error statuses (404, 409, ...); the shape is added for all."""
+    return {status: {"description": DESCRIPTIONS.get(status, "Error")} for status in statuses}

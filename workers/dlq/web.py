@@ -20,10 +20,12 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from shared import archive
 from shared.archive_filter import Filter, from_mapping
 from shared.config import Settings
+from workers.api.printable import control_character, refusal
 from workers.dlq import actions, masking, overview, users, web_session
 from workers.dlq.web_auth import (
     TEMPLATES,
@@ -96,7 +98,7 @@ class ConsolePages:
         return response
 
     async def login(self, request: Request) -> Response:
-        form = await request.form()
+        form = await _form(request)
         require_csrf(request, self.state, form)
         name, password = _text(form.get("name")), _text(form.get("password"))
         user = await run_in_threadpool(self._authenticate, name or "", password or "")
@@ -111,7 +113,7 @@ class ConsolePages:
             return users.authenticate(db, name, password)
 
     async def logout(self, request: Request) -> Response:
-        await run_in_threadpool(checked_post, request, self.state, await request.form(), operator_only=False)
+        await run_in_threadpool(checked_post, request, self.state, await _form(request), operator_only=False)
         response = RedirectResponse(request.url_for("console_login_form"), status_code=303)
         write_session(response, request, self.state, web_session.new_session(None, now=time.time()))
         return response
@@ -178,7 +180,7 @@ class ConsolePages:
         return where
 
     async def act(self, request: Request, action: str) -> Response:
-        form = await request.form()
+        form = await _form(request)
         user, _ = await run_in_threadpool(checked_post, request, self.state, form)
         fields = {name: _text(value) for name, value in form.items() if name != "csrf"}
         try:
@@ -209,3 +211,17 @@ class ConsolePages:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+async def _form(request: Request) -> FormData:
+    """The posted form, refused with 400 if any field holds a control character.
+
+    Every console POST reads its form here, so a NUL in a login name or a filter field never
+    reaches PostgreSQL (which cannot store it) and is answered as the bad input it is.
+    """
+    form = await request.form()
+    for name, value in form.multi_items():
+        found = control_character(name) or (control_character(value) if isinstance(value, str) else None)
+        if found is not None:
+            raise Denied(400, refusal(f"the form field {name!r}", found))
+    return form

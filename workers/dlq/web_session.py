@@ -60,10 +60,10 @@ def unsign(cookie: str | None, secret: bytes, *, now: float) -> ConsoleSession |
     if not cookie or "." not in cookie:
         return None
     body, _, mac = cookie.rpartition(".")
-    if not hmac.compare_digest(mac, _mac(body, secret)):
+    if not _same(mac, _mac(body, secret)):
         return None
     try:
-        data = json.loads(base64.urlsafe_b64decode(body.encode()))
+        data = json.loads(base64.urlsafe_b64decode(_bytes(body)))
         session = ConsoleSession(user=data["u"], csrf=str(data["c"]), expires=int(data["e"]))
     except (ValueError, KeyError, TypeError):
         return None
@@ -74,8 +74,18 @@ def unsign(cookie: str | None, secret: bytes, *, now: float) -> ConsoleSession |
 
 def csrf_ok(session: ConsoleSession | None, token: str | None) -> bool:
     """True only when a session exists and the form echoed its token."""
-    return session is not None and bool(token) and hmac.compare_digest(session.csrf, str(token))
+    return session is not None and bool(token) and _same(session.csrf, str(token))
 
 
 def _mac(body: str, secret: bytes) -> str:
-    return hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(secret, _bytes(body), hashlib.sha256).hexdigest()
+
+
+def _same(presented: str, expected: str) -> bool:
+    """Constant-time equality on bytes: `compare_digest` raises TypeError on non-ASCII str,
+    and cookies and form fields come from the client, so they may hold any character."""
+    return hmac.compare_digest(_bytes(presented), _bytes(expected))
+
+
+def _bytes(value: str) -> bytes:
+    return value.encode("utf-8", "surrogatepass")
