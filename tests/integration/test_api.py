@@ -132,12 +132,16 @@ def test_an_order_reads_back_with_its_history_and_unknown_orders_are_404(api, ru
 
 
 def test_cancel_queues_a_cancel_job(api, runtime):
-    order_id = order_body()["order_id"]
-    response = api.post(f"/v1/orders/{order_id}/cancel", json={"reason": "changed my mind"})
+    body = order_body()
+    assert api.post("/v1/orders", json=body).status_code == 202
+    response = api.post(f"/v1/orders/{body['order_id']}/cancel", json={"reason": "changed my mind"})
     assert response.status_code == 202
     with runtime.sessions() as session:
-        row = session.scalars(select(OutboxRow)).one()
-    assert json.loads(row.body)["actor_name"] == "fulfilment.cancel_order"
+        rows = session.scalars(select(OutboxRow).order_by(OutboxRow.id)).all()
+    assert [json.loads(row.body)["actor_name"] for row in rows] == [
+        "fulfilment.place_order",
+        "fulfilment.cancel_order",
+    ]
 
 
 def test_health_readiness_and_openapi_answer(api):

@@ -1,14 +1,22 @@
 """Order routes: enqueue `fulfilment.place_order` / `cancel_order`, and read an order's state.
 
 Enqueueing writes to the outbox in the request's transaction, together with the Idempotency-Key
-record; the relay publishes after commit. The message's own idempotency key derives from the
-order id, so two requests about the same order can never apply twice downstream.
+record and the accepted-order record; the relay publishes after commit. The message's own
+idempotency key derives from the order id, so two requests about the same order can never apply
+twice downstream.
+
+The API refuses what a worker would refuse (docs/orders-at-the-edge.md): the body is the
+`PlaceOrder` payload itself (shared value types), the market and currency must agree with the fee
+schedule the workers load, `placed_at` must be recent, a different body for an accepted order is a
+409 and a cancellation of an order never accepted a 404.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
@@ -18,11 +26,14 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from shared.enqueue import enqueue
+from shared.idempotency import content_hash
 from shared.messages import Payload
 from shared.tracing import accept_traceparent
+from shared.values import PrintableLine
 from tasks.fulfilment.messages import CancelOrder, PlaceOrder
 from tasks.fulfilment.models import Order, OrderTransition
-from workers.api import idempotency
+from tasks.ledger.fees import FeeSchedule, MarketCurrencyMismatch, UnknownMarket, fee_schedule_from_settings
+from workers.api import accepted, idempotency
 from workers.api.deps import DbSession, Service
 from workers.api.errors import ApiError
 
@@ -32,10 +43,15 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 CorrelationId = Annotated[str | None, Header(alias="X-Correlation-Id", max_length=200)]
 TraceParent = Annotated[str | None, Header(alias="traceparent", max_length=100)]
 
+#: How far ahead of this server's clock `placed_at` may be (the checkout's clock may run fast).
+PLACED_AT_MAX_SKEW = timedelta(minutes=5)
+#: How old an order may be when first sent: checkout posts at payment, and retries for a while.
+PLACED_AT_MAX_AGE = timedelta(days=30)
+
 
 class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(default="buyer_request", min_length=1, max_length=200)
+    reason: PrintableLine = Field(default="buyer_request", min_length=1, max_length=200)
 
 
 class Accepted(BaseModel):
@@ -57,6 +73,7 @@ def _accept(
     payload: Payload,
     message_key: str,
     order_id: uuid.UUID,
+    admit: Callable[[Session], None],
 ) -> JSONResponse:
     canonical = json.dumps(payload.model_dump(mode="json"), sort_keys=True).encode()
     digest = idempotency.request_hash(request.method, request.url.path, canonical)
@@ -66,6 +83,8 @@ def _accept(
             return JSONResponse(
                 status_code=stored.status_code, content=stored.body, headers={"Idempotent-Replayed": "true"}
             )
+    # After the replay check: a retry under the same key gets its first answer, even days later.
+    admit(session)
     envelope = enqueue(
         session,
         payload,
@@ -97,6 +116,21 @@ def place_order(
     traceparent: TraceParent = None,
 ) -> JSONResponse:
     """An order was placed and paid: fulfil it. Answers 202 once the job is durably queued."""
+
+    def admit(session: Session) -> None:
+        _check_against_schedule(_fee_schedule(request), order)
+        _check_placed_at(order.placed_at)
+        digest = content_hash(order.kind, order)
+        if accepted.accept(session, order_id=order.order_id, digest=digest, service=service) is (
+            accepted.Acceptance.CONFLICT
+        ):
+            raise ApiError(
+                409,
+                "order_conflict",
+                f"order {order.order_id} was already accepted with another body; "
+                "resend the original body or use a new order id",
+            )
+
     return _accept(
         request,
         session,
@@ -107,6 +141,7 @@ def place_order(
         payload=order,
         message_key=f"order-placed:{order.order_id}",
         order_id=order.order_id,
+        admit=admit,
     )
 
 
@@ -123,6 +158,11 @@ def cancel_order(
 ) -> JSONResponse:
     """Ask for a cancellation; fulfilment refuses it if the parcel has already shipped."""
     reason = body.reason if body else "buyer_request"
+
+    def admit(session: Session) -> None:
+        if not accepted.is_accepted(session, order_id):
+            raise ApiError(404, "not_found", f"no order {order_id} was accepted by this API")
+
     return _accept(
         request,
         session,
@@ -133,6 +173,38 @@ def cancel_order(
         payload=CancelOrder(order_id=order_id, reason=reason),
         message_key=f"order-cancel:{order_id}",
         order_id=order_id,
+        admit=admit,
+    )
+
+
+def _fee_schedule(request: Request) -> FeeSchedule:
+    """The schedule the workers load from the same settings; parsed once per app."""
+    schedule: FeeSchedule | None = getattr(request.app.state, "fee_schedule", None)
+    if schedule is None:
+        schedule = request.app.state.fee_schedule = fee_schedule_from_settings(request.app.state.settings)
+    return schedule
+
+
+def _check_against_schedule(schedule: FeeSchedule, order: PlaceOrder) -> None:
+    """422 naming `market` or `currency` where the ledger could never book the payment."""
+    try:
+        schedule.for_order(order.market, order.currency)
+    except (UnknownMarket, MarketCurrencyMismatch) as refused:
+        raise _invalid(refused.field, str(refused)) from None
+
+
+def _check_placed_at(placed_at: datetime) -> None:
+    """Freshness is checked here, not in the payload: a re-driven message must stay valid."""
+    now = datetime.now(UTC)
+    if placed_at > now + PLACED_AT_MAX_SKEW:
+        raise _invalid("placed_at", f"is more than {PLACED_AT_MAX_SKEW} ahead of the server's clock")
+    if placed_at < now - PLACED_AT_MAX_AGE:
+        raise _invalid("placed_at", f"is more than {PLACED_AT_MAX_AGE.days} days old")
+
+
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(
+        422, "validation_failed", f"{field}: {message}", fields=[{"field": field, "message": message}]
     )
 
 

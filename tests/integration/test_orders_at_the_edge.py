@@ -1,0 +1,145 @@
+"""POST /v1/orders refuses what a worker would refuse, and knows the orders it accepted.
+
+Each case here got 202 Accepted before and then failed in a worker (or, for a placed_at in year
+10000, broke every later read of the order with a 500).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from shared.config import Settings
+from shared.outbox import OutboxRow
+from shared.runtime import Runtime
+from tests.factories import order_body
+from tests.fixtures.sandbox import serve_app
+from workers.api.app import create_app
+from workers.tokens import create_token
+
+
+@pytest.fixture
+def api(settings: Settings, clean_db: Runtime) -> Iterator[httpx.Client]:
+    with clean_db.sessions.begin() as session:
+        token = create_token(session, "checkout")
+    with serve_app(create_app(settings), lifespan="on") as url:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+            yield client
+
+
+def _outbox_count(runtime: Runtime) -> int:
+    with runtime.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(OutboxRow)) or 0)
+
+
+def _refused_fields(response: httpx.Response) -> set[str]:
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "validation_failed"
+    return {item["field"] for item in body["fields"]}
+
+
+def _with(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    body = order_body()
+    target = body
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return body
+
+
+@pytest.mark.parametrize("amount", [2**63, 2**63 + 12345, 10**25])
+def test_an_amount_beyond_int64_gets_a_422_naming_the_field_and_queues_nothing(api, runtime, amount):
+    item = api.post("/v1/orders", json=order_body(item_price_minor=amount))
+    assert "item_price_minor" in _refused_fields(item)
+    assert "shipping_price_minor" in _refused_fields(
+        api.post("/v1/orders", json=order_body(shipping_price_minor=amount))
+    )
+    assert _outbox_count(runtime) == 0
+
+
+def test_a_market_priced_in_another_currency_gets_a_422_naming_the_currency(api, runtime):
+    response = api.post("/v1/orders", json=order_body(market="GB", currency="USD"))
+    assert _refused_fields(response) == {"currency"}
+    assert "GBP" in response.json()["message"]
+    assert _outbox_count(runtime) == 0
+
+
+def test_an_unknown_market_gets_a_422_naming_the_market(api, runtime):
+    assert _refused_fields(api.post("/v1/orders", json=order_body(market="ZZ", currency="GBP"))) == {"market"}
+    assert _outbox_count(runtime) == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("buyer", "name"), "Ann\x00Smith"),
+        (("buyer", "name"), "Ann Smith\r\nBcc: everyone@example.com"),
+        (("seller", "id"), "seller\n42"),
+        (("seller", "address", "line1"), "1 High St\x00"),
+        (("buyer", "email"), "ann\x00@example.com"),
+    ],
+)
+def test_nul_bytes_and_line_breaks_in_names_ids_and_addresses_get_a_422_naming_the_field(
+    api, runtime, path, value
+):
+    assert ".".join(path) in _refused_fields(api.post("/v1/orders", json=_with(path, value)))
+    assert _outbox_count(runtime) == 0
+
+
+@pytest.mark.parametrize(
+    "placed_at",
+    [
+        "9999-12-31T23:00:00-05:00",  # year 10000 in UTC
+        "1970-01-01T00:00:00Z",
+        (datetime.now(UTC) + timedelta(days=2)).isoformat(),
+        (datetime.now(UTC) - timedelta(days=400)).isoformat(),
+    ],
+)
+def test_a_placed_at_outside_the_accepted_window_gets_a_422(api, runtime, placed_at):
+    assert _refused_fields(api.post("/v1/orders", json=order_body(placed_at=placed_at))) == {"placed_at"}
+    assert _outbox_count(runtime) == 0
+
+
+def test_a_cancel_reason_with_a_line_break_gets_a_422(api):
+    body = order_body()
+    assert api.post("/v1/orders", json=body).status_code == 202
+    response = api.post(f"/v1/orders/{body['order_id']}/cancel", json={"reason": "changed\r\nmy mind"})
+    assert "reason" in _refused_fields(response)
+
+
+def test_the_same_order_with_another_body_and_no_idempotency_key_is_a_409(api, runtime):
+    body = order_body()
+    assert api.post("/v1/orders", json=body).status_code == 202
+    response = api.post("/v1/orders", json={**body, "item_price_minor": body["item_price_minor"] + 1})
+    assert response.status_code == 409, response.text
+    assert response.json()["error"] == "order_conflict"
+    assert _outbox_count(runtime) == 1
+
+
+def test_the_same_order_with_the_same_body_under_another_key_is_accepted_again(api, runtime):
+    body = order_body()
+    assert api.post("/v1/orders", json=body, headers={"Idempotency-Key": "a"}).status_code == 202
+    assert api.post("/v1/orders", json=body, headers={"Idempotency-Key": "b"}).status_code == 202
+    assert api.post("/v1/orders", json=body).status_code == 202
+
+
+def test_a_cancel_for_an_order_the_api_never_accepted_is_a_404(api, runtime):
+    response = api.post(f"/v1/orders/{order_body()['order_id']}/cancel", json={"reason": "buyer_request"})
+    assert response.status_code == 404, response.text
+    assert response.json()["error"] == "not_found"
+    assert _outbox_count(runtime) == 0
+
+
+def test_a_cancel_for_an_accepted_order_is_queued(api, runtime):
+    body = order_body()
+    assert api.post("/v1/orders", json=body).status_code == 202
+    cancel = api.post(f"/v1/orders/{body['order_id']}/cancel", json={"reason": "buyer_request"})
+    assert cancel.status_code == 202
+    assert _outbox_count(runtime) == 2

@@ -1,0 +1,57 @@
+"""The orders the API accepted: order id and content hash, so it can tell a resend from a conflict.
+
+Recorded in the request's transaction, together with the outbox row, so an order is "accepted"
+if and only if its job was queued. The hash is `shared.idempotency.content_hash`, the one the
+workers compare when a key comes back, so the API answers 409 exactly where every worker would
+dead-letter the message as a `ConflictingReplay`.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import DateTime, String, Uuid, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from shared.db import Base
+
+
+class AcceptedOrder(Base):
+    __tablename__ = "accepted_orders"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    #: None for orders accepted before the API kept hashes (backfilled by the migration).
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    service: Mapped[str] = mapped_column(String(100))
+    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Acceptance(enum.Enum):
+    NEW = "new"
+    SAME = "same"
+    CONFLICT = "conflict"
+
+
+def accept(session: Session, *, order_id: uuid.UUID, digest: str, service: str) -> Acceptance:
+    """Record the order, or compare with the body it was first accepted with.
+
+    INSERT ... ON CONFLICT rather than a lookup first: two concurrent requests for one order
+    serialise on the primary key, and the second sees the first's hash once it commits.
+    """
+    statement = insert(AcceptedOrder).values(order_id=order_id, content_hash=digest, service=service)
+    inserted = session.execute(
+        statement.on_conflict_do_nothing(index_elements=["order_id"]).returning(AcceptedOrder.order_id)
+    ).first()
+    if inserted is not None:
+        return Acceptance.NEW
+    stored = session.scalar(select(AcceptedOrder.content_hash).where(AcceptedOrder.order_id == order_id))
+    return Acceptance.SAME if stored in (None, digest) else Acceptance.CONFLICT
+
+
+def is_accepted(session: Session, order_id: uuid.UUID) -> bool:
+    """Whether the API ever accepted this order (a cancellation of anything else is a 404)."""
+    found = session.scalar(select(AcceptedOrder.order_id).where(AcceptedOrder.order_id == order_id))
+    return found is not None
