@@ -24,6 +24,7 @@ import dramatiq
 from shared import idempotency, outcome
 from shared.broker import UNDECODABLE_ACTOR
 from shared.config import QUEUES
+from shared.db_errors import permanent_database_errors
 from shared.errors import ConflictingReplay, InvalidMessage, PermanentError, TransientError
 from shared.messages import Payload, decode_message
 from shared.runtime import Runtime
@@ -69,13 +70,15 @@ def run_message(spec: ActorSpec[P], runtime: Runtime, kwargs: dict[str, Any]) ->
             raise ConflictingReplay(
                 f"idempotency key {envelope.idempotency_key!r} was already used for different content"
             )
-        try:
-            spec.handler(uow, payload)  # type: ignore[arg-type]
-        except TransientError as error:
-            if error.delay_ms is None:
-                raise
-            raise dramatiq.Retry(str(error), delay=error.delay_ms) from error
-        uow.commit()
+        # Deterministic database errors (bad data, a refused constraint) are dead-lettered at once.
+        with permanent_database_errors():
+            try:
+                spec.handler(uow, payload)  # type: ignore[arg-type]
+            except TransientError as error:
+                if error.delay_ms is None:
+                    raise
+                raise dramatiq.Retry(str(error), delay=error.delay_ms) from error
+            uow.commit()
 
 
 def bind_actors(
