@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from tasks.notifications.handlers import opted_out, set_preference
 from tasks.notifications.messages import CHANNELS, Channel
@@ -13,12 +13,15 @@ from workers.api.deps import DbSession, Service
 
 router = APIRouter(prefix="/v1/users", tags=["notification preferences"])
 
-UserId = Annotated[str, Path(min_length=1, max_length=100)]
+#: Printable text without `/` (which would end the path segment): the pattern publishes, in the
+#: OpenAPI document, what `workers.api.printable` enforces for every path.
+USER_ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f/]+$"
+UserId = Annotated[str, Path(min_length=1, max_length=100, pattern=USER_ID_PATTERN)]
 
 
 class Preference(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    opted_out: bool
+    opted_out: StrictBool  # `0` or `"no"` is a client bug, not a choice
 
 
 @router.put("/{user_id}/notification-preferences/{channel}")
