@@ -2,10 +2,11 @@
 
 The app runs under uvicorn in a thread with its console. The schema is the app's own OpenAPI
 document, built at collection time (schemathesis' lazy fixture loader does not run on this pytest),
-and one test checks that the running server publishes exactly that document. Each operation gets generated valid and invalid
-requests (positive and negative modes, coverage phase included). All of schemathesis' checks run:
-no 5xx, every status and body as documented (the error shape included), invalid data refused,
-missing credentials refused. The example budget is small so the module stays well under a minute.
+and one test checks that the running server publishes exactly that document. Each operation gets
+generated valid and invalid requests (positive and negative modes, coverage phase included). All
+of schemathesis' checks run: no 5xx, every status and body as documented (the error shape
+included), invalid data refused, missing credentials refused. The example budget is small, so
+the module stays well under a minute.
 """
 
 from __future__ import annotations
@@ -71,7 +72,11 @@ def test_the_running_server_publishes_the_document_under_test(live_url):
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 def test_every_operation_keeps_its_documented_contract_under_generated_input(case, live_url, token):
     case.call_and_validate(base_url=live_url, headers={"Authorization": f"Bearer {token}"})
