@@ -9,13 +9,16 @@ from __future__ import annotations
 from shared.money import Money
 from shared.uow import UnitOfWork
 from tasks.fulfilment.models import Order
-from tasks.ledger.fees import FeeSchedule, quote
+from tasks.ledger.fees import FeeSchedule, MarketCurrencyMismatch, UnknownMarket, quote
 from tasks.ledger.messages import CapturePayment, ReleaseFunds, ReversePayment
 from tasks.notifications.messages import Recipient, SendNotification
 from tasks.shipping.messages import BuyLabel, Contact, VoidLabel
 
 #: Parcels of secondhand clothing; the carrier prices by weight band, so a typical one will do.
 DEFAULT_PARCEL_GRAMS = 800
+
+#: What the seller is told when the payment cannot be booked; the details stay in the history.
+PAYMENT_REFUSED_REASON = "the buyer's payment could not be booked; support will contact you"
 
 
 def _ledger_fields(order: Order) -> dict[str, object]:
@@ -53,6 +56,20 @@ def buy_label(order: Order) -> BuyLabel:
 
 def void_label(order: Order, reason: str) -> VoidLabel:
     return VoidLabel(order_id=order.id, reason=reason)
+
+
+def payment_refusal(uow: UnitOfWork, order: Order) -> str | None:
+    """Why the ledger could never book this order's payment, or None if it can.
+
+    The ledger's own rule (`FeeSchedule.for_order`, the one the API answers 422 with), checked
+    before the capture and the label are asked for side by side: a capture that can only be
+    dead-lettered must not leave a label bought and a parcel shipped.
+    """
+    try:
+        uow.runtime.adapter("fees", FeeSchedule).for_order(order.market, order.currency)
+    except (UnknownMarket, MarketCurrencyMismatch) as refused:
+        return f"payment cannot be booked: {refused}"
+    return None
 
 
 def amounts(uow: UnitOfWork, order: Order) -> dict[str, str]:

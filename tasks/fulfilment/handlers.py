@@ -22,11 +22,19 @@ from tasks.fulfilment.states import OrderEvent, OrderState, allowed_events
 
 
 def place_order(uow: UnitOfWork, msg: PlaceOrder) -> None:
-    """Record the paid order, then reserve its unique item: exactly one buyer gets it."""
+    """Record the paid order, then reserve its unique item: exactly one buyer gets it.
+
+    An order whose payment the ledger could never book goes no further (no capture, no label):
+    it needs attention, so that no order ships unpaid.
+    """
     order = _new_order(msg)
     uow.session.add(order)
     uow.session.flush()
     record(uow.session, order, None, "order_placed", "checkout")
+    if refusal := ask.payment_refusal(uow, order):
+        move(uow.session, order, OrderEvent.PAYMENT_REFUSED, refusal)
+        ask.notify(uow, order, "needs_attention", "seller", reason=ask.PAYMENT_REFUSED_REASON)
+        return
     amount = ask.amounts(uow, order)["buyer"]
     if reserve_listing(uow.session, order):
         move(uow.session, order, OrderEvent.ITEM_RESERVED, f"listing {order.listing_id} reserved")

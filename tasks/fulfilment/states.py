@@ -1,15 +1,20 @@
 """The order lifecycle as a pure transition table, so every handler agrees on what may happen next.
 
     placed ──item_reserved──▶ confirmed ──label_purchased──▶ label_purchased ──shipped──▶ shipped
-      │                        │     ▲                                                      │
-      │                        │     │                                                  delivered
-      │     address_rejected,  │     │ resolved_by_support                                  ▼
-      │     carrier_failed_    ▼     │                                                  delivered
-      │     permanently      needs_attention                                                │
-      │                                                                                 hold_elapsed
-      │ item_already_sold                                                                   ▼
-      ▼                                                                                [completed]
+      │  │                     │     ▲                                                      │
+      │  │                     │     │                                                  delivered
+      │  │  address_rejected,  │     │ resolved_by_support                                  ▼
+      │  │  carrier_failed_    ▼     │                                                  delivered
+      │  │  permanently      needs_attention                                                │
+      │  │                     ▲                                                        hold_elapsed
+      │  └──payment_refused────┘                                                            ▼
+      │ item_already_sold                                                              [completed]
+      ▼
   [cancelled] ◀──buyer_cancelled── from placed, confirmed, label_purchased or needs_attention
+
+`payment_refused` is the promise that no order ships unpaid: when the ledger could never book the
+payment (an unknown market, a currency the market is not priced in), the order stops before any
+label is asked for, with no listing reserved, and waits for a human.
 
 `[completed]` and `[cancelled]` are final: no event leaves them. Cancellation stops at `shipped`
 because once the parcel is with the carrier the buyer's route is a return, not a cancellation; the
@@ -43,6 +48,7 @@ class OrderState(StrEnum):
 class OrderEvent(StrEnum):
     ITEM_RESERVED = "item_reserved"
     ITEM_ALREADY_SOLD = "item_already_sold"
+    PAYMENT_REFUSED = "payment_refused"
     LABEL_PURCHASED = "label_purchased"
     ADDRESS_REJECTED = "address_rejected"
     CARRIER_FAILED_PERMANENTLY = "carrier_failed_permanently"
@@ -76,6 +82,7 @@ TRANSITIONS: Mapping[OrderState, Mapping[OrderEvent, OrderState]] = MappingProxy
             {
                 _E.ITEM_RESERVED: _S.CONFIRMED,
                 _E.ITEM_ALREADY_SOLD: _S.CANCELLED,
+                _E.PAYMENT_REFUSED: _S.NEEDS_ATTENTION,
                 _E.BUYER_CANCELLED: _S.CANCELLED,
             }
         ),
