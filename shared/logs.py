@@ -18,6 +18,9 @@ the final text of every field, exception tracebacks included:
   (`circ_...`), JWTs, passwords in URLs, `key=value` / `"key": "value"` pairs of those keys,
   UK postcodes and street addresses (house number and street) are masked.
 
+Every string value is cut to `MAX_VALUE_CHARS` first (head and tail kept) and every step is
+linear in its input, so no content can pin a worker in a log call (see `shared.redaction`).
+
 Patterns cannot recognise every piece of personal data in prose (a name, a 5-digit ZIP code), so
 the rule stays that payloads are never logged: MessageLog logs the order id and nothing else.
 """
@@ -33,6 +36,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.processors import CallsiteParameter, CallsiteParameterAdder
 from structlog.typing import EventDict, Processor, WrappedLogger
+
+from shared.redaction import email_spans, replace_spans, truncate
 
 #: Libraries that log every connection, frame or request at INFO.
 NOISY_LOGGERS = ("pika", "httpx", "httpcore", "aiormq", "mail.log", "alembic")
@@ -59,17 +64,20 @@ _STREET_TYPES = (
     r"Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Row|Way|Drive|Dr|Boulevard|Blvd|Place|Pl|Court|Ct"
     r"|Square|Sq|Terrace|Close|Crescent|Gardens|Parkway"
 )
-#: (pattern, replacement) applied in order to every string value.
+#: (pattern, replacement) applied in order to every string value, which is never longer than
+#: `MAX_VALUE_CHARS` by then. E-mail addresses are found by `shared.redaction.email_spans` after
+#: the first `_EMAIL_AFTER` rules, not by a pattern: `[local]+@` from every start is quadratic.
+#: Each pattern that starts with a run begins with a look-behind, so it is tried only where that
+#: run begins, never from every character inside it.
 _VALUE_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     # amqp://user:password@host: the password goes, the user and host stay for debugging.
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+):[^@\s/]+@"), rf"\1:{REDACTED}@"),
-    (re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{6,}"), rf"\1\2{REDACTED}"),
-    (re.compile(r"\bcirc_[A-Za-z0-9_-]{8,}"), REDACTED),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
     (
-        re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
-        "[email]",
+        re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,40}://[^/\s:@]+):[^@\s/]+@"),
+        rf"\1:{REDACTED}@",
     ),
+    (re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{6,}"), rf"\1\2{REDACTED}"),
+    (re.compile(r"(?<![A-Za-z0-9_-])circ_[A-Za-z0-9_-]{8,}"), REDACTED),
+    (re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
     # "line1": "12 High Street", city=Leeds, 'token': 'abc': the value goes (not a nested object,
     # whose own keys are matched in turn).
     (
@@ -93,6 +101,8 @@ _VALUE_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
         "[address]",
     ),
 )
+#: How many of `_VALUE_RULES` run before e-mail addresses are masked (credentials in URLs first).
+_EMAIL_AFTER = 4
 
 
 def is_sensitive_key(key: object) -> bool:
@@ -106,21 +116,35 @@ def is_sensitive_key(key: object) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """`text` with emails, credentials, postcodes and street addresses masked."""
-    for pattern, replacement in _VALUE_RULES:
+    """`text` cut to `MAX_VALUE_CHARS`, with emails, credentials, postcodes and addresses masked.
+
+    Linear in `len(text)`: the cut comes first, so no pattern is handed more than a bounded
+    string, and e-mail addresses are found by a scanner (see `shared.redaction`).
+    """
+    text = truncate(text)
+    for pattern, replacement in _VALUE_RULES[:_EMAIL_AFTER]:
+        text = pattern.sub(replacement, text)
+    text = replace_spans(text, email_spans(text), "[email]")
+    for pattern, replacement in _VALUE_RULES[_EMAIL_AFTER:]:
         text = pattern.sub(replacement, text)
     return text
 
 
 def redact_value(value: Any) -> Any:
-    """A copy of `value` with sensitive keys emptied and strings masked, through dicts and lists."""
+    """A copy of `value` with sensitive keys emptied and strings masked, through dicts and lists.
+
+    A value that is neither JSON nor a container is rendered with `str` here, so the renderer's
+    own `str()` can never put unredacted or unbounded text in a line.
+    """
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, Mapping):
         return {k: REDACTED if is_sensitive_key(k) else redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [redact_value(item) for item in value]
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact_text(str(value))
 
 
 def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
