@@ -43,6 +43,7 @@ def check_all(facts: Facts, *, planned_orders: int) -> list[Check]:
     return [
         all_orders_final(facts, planned_orders),
         one_label_per_shipped_order(facts),
+        no_shipped_order_without_a_booked_capture(facts),
         ledger_balanced(facts),
         no_duplicate_effects(facts),
         notifications_complete(facts),
@@ -67,6 +68,19 @@ def one_label_per_shipped_order(facts: Facts) -> Check:
         f"voided {voided} vs carrier {voided_at_carrier}"
     )
     return Check("one_label_per_shipped_order", ok, detail)
+
+
+def no_shipped_order_without_a_booked_capture(facts: Facts) -> Check:
+    """The core promise that no order ships unpaid: every shipped order's payment is in the journal."""
+    shipped = {t.order_id for t in facts.transitions if t.to_state == "shipped"}
+    unpaid = sorted(order for order in shipped if not facts.captures_per_order.get(order))
+    examples = ", ".join(order[:8] for order in unpaid[:5])
+    detail = f"{len(shipped) - len(unpaid)}/{len(shipped)} shipped orders have a booked capture"
+    return Check(
+        "no_shipped_order_without_a_booked_capture",
+        not unpaid,
+        detail + (f"; unpaid e.g. {examples}" if unpaid else ""),
+    )
 
 
 def ledger_balanced(facts: Facts) -> Check:
