@@ -132,14 +132,26 @@ def token() -> None:
 
 @token.command("create")
 @click.argument("service")
-def token_create(service: str) -> None:
-    """Create a token for SERVICE and print it once; only its hash is stored."""
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(["enqueue", "read"]),
+    help="What the token may do (repeat for both): enqueue = place/cancel orders, set preferences; "
+    "read = read orders and preferences.",
+)
+def token_create(service: str, scopes: tuple[str, ...]) -> None:
+    """Create a token for SERVICE with the given scopes and print it once; only its hash is stored.
+
+    Example: circulate token create checkout --scope enqueue --scope read
+    """
     from shared.db import build_engine, build_sessionmaker
     from workers.tokens import create_token
 
     engine = build_engine(_settings(), pool_size=1)
     with build_sessionmaker(engine).begin() as session:
-        value = create_token(session, service)
+        value = create_token(session, service, scopes=scopes)
     engine.dispose()
     click.echo(value)
 

@@ -1,15 +1,29 @@
-"""Per-request dependencies: a database session and the calling service (bearer-token auth)."""
+"""Per-request dependencies: a database session and the calling service (bearer token + scope).
+
+Routes declare what they need as a type: `Enqueuer` (the `enqueue` scope: anything that changes
+state) or `Reader` (the `read` scope). Both resolve to the calling service's name. A missing or
+unknown token is a 401, a valid token without the scope a 403, both in the API's error shape and
+both before the route's own work. The scheme and each route's scope are in the OpenAPI document
+(`ServiceToken`), so clients and the contract test see the same rules.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 from sqlalchemy.orm import Session, sessionmaker
 
 from workers.api.errors import ApiError
-from workers.tokens import service_for
+from workers.tokens import caller_for
+
+bearer = HTTPBearer(
+    scheme_name="ServiceToken",
+    description="A service token from `circulate token create SERVICE --scope enqueue --scope read`.",
+    auto_error=False,
+)
 
 
 def get_sessions(request: Request) -> sessionmaker[Session]:
@@ -23,23 +37,34 @@ def get_session(sessions: Annotated[sessionmaker[Session], Depends(get_sessions)
 
 
 def calling_service(
+    required: SecurityScopes,
     session: Annotated[Session, Depends(get_session)],
-    authorization: Annotated[str | None, Header()] = None,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
 ) -> str:
-    """The service named by a valid `Authorization: Bearer <token>`; 401 otherwise."""
-    if not authorization:
+    """The service named by a valid `Authorization: Bearer <token>` holding `required` scopes."""
+    if credentials is None or not credentials.credentials.strip():
         raise ApiError(
-            401, "unauthenticated", "send `Authorization: Bearer <token>` (see `circulate token create`)"
+            401,
+            "unauthenticated",
+            "send `Authorization: Bearer <token>` (see `circulate token create`)",
         )
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthenticated", "the Authorization header must be `Bearer <token>`")
-    service = service_for(session, token.strip())
+    caller = caller_for(session, credentials.credentials.strip())
     session.rollback()
-    if service is None:
+    if caller is None:
         raise ApiError(401, "unauthenticated", "unknown or revoked token")
-    return service
+    missing = [scope for scope in required.scopes if scope not in caller.scopes]
+    if missing:
+        raise ApiError(
+            403,
+            "missing_scope",
+            f"this token of {caller.service} lacks the scope {', '.join(missing)} this route needs "
+            f"(it has: {', '.join(sorted(caller.scopes))})",
+        )
+    return caller.service
 
 
-Service = Annotated[str, Depends(calling_service)]
+Enqueuer = Annotated[str, Security(calling_service, scopes=["enqueue"])]
+Reader = Annotated[str, Security(calling_service, scopes=["read"])]
+#: Any valid token, whatever its scopes; prefer `Enqueuer` or `Reader` on a route.
+Service = Annotated[str, Security(calling_service)]
 DbSession = Annotated[Session, Depends(get_session)]

@@ -34,7 +34,7 @@ from tasks.fulfilment.messages import CancelOrder, PlaceOrder
 from tasks.fulfilment.models import Order, OrderTransition
 from tasks.ledger.fees import FeeSchedule, MarketCurrencyMismatch, UnknownMarket, fee_schedule_from_settings
 from workers.api import accepted, idempotency
-from workers.api.deps import DbSession, Service
+from workers.api.deps import DbSession, Enqueuer, Reader
 from workers.api.errors import ApiError
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
@@ -110,7 +110,7 @@ def place_order(
     order: PlaceOrder,
     request: Request,
     session: DbSession,
-    service: Service,
+    service: Enqueuer,
     idempotency_key: IdempotencyKey = None,
     correlation_id: CorrelationId = None,
     traceparent: TraceParent = None,
@@ -150,7 +150,7 @@ def cancel_order(
     order_id: uuid.UUID,
     request: Request,
     session: DbSession,
-    service: Service,
+    service: Enqueuer,
     body: CancelRequest | None = None,
     idempotency_key: IdempotencyKey = None,
     correlation_id: CorrelationId = None,
@@ -209,7 +209,7 @@ def _invalid(field: str, message: str) -> ApiError:
 
 
 @router.get("/{order_id}")
-def get_order(order_id: uuid.UUID, session: DbSession, service: Service) -> dict[str, Any]:
+def get_order(order_id: uuid.UUID, session: DbSession, service: Reader) -> dict[str, Any]:
     """The order's state and full history, for services that poll."""
     order = session.get(Order, order_id)
     if order is None:

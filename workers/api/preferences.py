@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool
 
 from tasks.notifications.handlers import opted_out, set_preference
 from tasks.notifications.messages import CHANNELS, Channel
-from workers.api.deps import DbSession, Service
+from workers.api.deps import DbSession, Enqueuer, Reader
 
 router = APIRouter(prefix="/v1/users", tags=["notification preferences"])
 
@@ -26,7 +26,7 @@ class Preference(BaseModel):
 
 @router.put("/{user_id}/notification-preferences/{channel}")
 def put_preference(
-    user_id: UserId, channel: Channel, body: Preference, session: DbSession, service: Service
+    user_id: UserId, channel: Channel, body: Preference, session: DbSession, service: Enqueuer
 ) -> Any:
     """Opt a user out of (or back into) one channel; it applies to every later delivery."""
     set_preference(session, user_id, channel, body.opted_out)
@@ -35,7 +35,7 @@ def put_preference(
 
 
 @router.get("/{user_id}/notification-preferences")
-def get_preferences(user_id: UserId, session: DbSession, service: Service) -> Any:
+def get_preferences(user_id: UserId, session: DbSession, service: Reader) -> Any:
     """Every channel with whether the user opted out of it (nobody is, until they say so)."""
     return {
         "user_id": user_id,
