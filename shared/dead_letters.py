@@ -7,6 +7,8 @@ dies again after a re-drive updates its row (attempts, last failure) instead of 
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -61,6 +63,37 @@ _UPSERT = text(
         status = 'dead', last_failed_at = now()
     """
 )
+
+
+#: What Postgres `text` and `jsonb` cannot hold: NUL, and surrogates that pair with nothing
+#: (JSON may spell `\ud800` alone; UTF-8 cannot encode it).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """`text` without NUL, and with a lone surrogate as U+FFFD, so Postgres takes it."""
+    return _UNSTORABLE.sub(lambda found: "" if found.group() == "\x00" else "\ufffd", text)
+
+
+def storable(value: Any) -> Any:
+    """A copy of a JSON value with `storable_text` applied to every string, keys included.
+
+    Cleaning the strings before encoding, never the encoded text, is what keeps the JSON valid:
+    replacing `\\u0000` in the encoded text also eats the escape of a backslash the message
+    really held (`"\\\\u0000"`) and leaves JSON that Postgres refuses, losing the reason.
+    """
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(str(key)): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
+
+
+def storable_json(value: Any) -> str:
+    """`value` as JSON that a `jsonb` column accepts (other types as their `str`)."""
+    return json.dumps(storable(value), default=lambda other: storable_text(str(other)))
 
 
 def record(session: Session, **fields: Any) -> None:

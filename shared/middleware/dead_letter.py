@@ -8,7 +8,6 @@ the archive sweeper records it later, so a failure here is logged and never re-r
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import traceback
@@ -19,9 +18,14 @@ import dramatiq
 from dramatiq.middleware import Middleware, SkipMessage
 
 from shared import dead_letters
+from shared.dead_letters import storable_json, storable_text
+from shared.redaction import truncate
 from shared.runtime import Runtime
 
 logger = logging.getLogger(__name__)
+
+#: A traceback quoting a huge value is cut (head and tail kept) to this many characters.
+MAX_TRACEBACK_CHARS = 100_000
 
 
 def describe_failure(message: Any) -> tuple[str, str, str | None]:
@@ -47,15 +51,16 @@ class DeadLetterRecorder(Middleware):
 
     def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
         exception_type, reason, trace = describe_failure(message)
-        # Postgres text and JSONB cannot hold NUL; the sweeper keeps the exact bytes of the .XQ copy.
+        # Postgres text and JSONB cannot hold NUL or a lone surrogate, so every string is cleaned
+        # before it is encoded; the sweeper keeps the exact bytes of the .XQ copy.
         fields = {
             "message_id": message.message_id,
-            "queue_name": message.queue_name,
-            "actor_name": message.actor_name,
-            "message": json.dumps(message._message.asdict(), default=str).replace("\\u0000", ""),
-            "exception_type": exception_type,
-            "reason": reason[:10_000].replace("\x00", ""),
-            "traceback": trace.replace("\x00", "") if trace else None,
+            "queue_name": storable_text(str(message.queue_name))[:100],
+            "actor_name": storable_text(str(message.actor_name))[:100],
+            "message": storable_json(message._message.asdict()),
+            "exception_type": storable_text(exception_type)[:200],
+            "reason": storable_text(reason[:10_000]),
+            "traceback": storable_text(truncate(trace, MAX_TRACEBACK_CHARS)) if trace else None,
             "attempts": getattr(message, "circulate_attempt", None)
             or int(message.options.get("retries", 0)) + 1,
             "host": self._host,
