@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 
 import dramatiq
 from sqlalchemy import func, select
@@ -11,8 +12,10 @@ from shared import outcome
 from shared.actors import run_message
 from shared.dead_letters import DeadLetter
 from shared.idempotency import ProcessedMessage
+from shared.messages import Envelope
 from shared.runtime import Runtime
 from tasks.fulfilment.actors import place_order as place_order_spec
+from tasks.fulfilment.messages import CancelOrder
 from tasks.fulfilment.models import Order
 from tests.factories import envelope_for, message_kwargs, place_order
 from tests.fixtures.services import wait_until
@@ -89,14 +92,31 @@ def test_the_same_key_with_other_content_is_dead_lettered_as_a_conflict(broker, 
 def test_a_handler_that_fails_leaves_no_partial_write_and_is_retried_then_dead_lettered(
     broker, worker, runtime
 ):
-    # A price beyond Postgres' bigint passes validation but fails inside the transaction.
-    payload = place_order(item_price_minor=2**70)
-    _send(broker, message_kwargs(payload, envelope_for(payload)))
+    # A cancellation of an order not known yet fails (transiently) after its claim was written.
+    payload = CancelOrder(order_id=uuid.uuid4())
+    key = f"order-cancel:{payload.order_id}"
+    envelope = Envelope(idempotency_key=key, kind=payload.kind, correlation_id="t")
+    kwargs = {"envelope": envelope.model_dump(mode="json"), "payload": payload.model_dump(mode="json")}
+    broker.get_actor("fulfilment.cancel_order").send_with_options(kwargs=kwargs)
+
+    dead = wait_until(lambda: _dead_letters(runtime), timeout=30)
+    assert dead[0].attempts == 3  # the first try and two retries (max_retries=2 in tests)
+    assert "not known yet" in dead[0].reason
+    assert dead[0].traceback and "Traceback" in dead[0].traceback
+    assert _count(runtime, ProcessedMessage) == 0
+
+
+def test_an_amount_beyond_bigint_is_dead_lettered_at_once_and_writes_nothing(broker, worker, runtime):
+    # Before the shared amount cap, this passed validation and was retried as if Postgres were down.
+    payload = place_order()
+    kwargs = message_kwargs(payload, envelope_for(payload))
+    kwargs["payload"]["item_price_minor"] = 2**70  # type: ignore[index]
+    _send(broker, kwargs)
 
     dead = wait_until(lambda: _dead_letters(runtime))
-    assert dead[0].attempts == 3  # the first try and two retries (max_retries=2 in tests)
-    assert "out of range" in dead[0].reason
-    assert dead[0].traceback and "Traceback" in dead[0].traceback
+    assert dead[0].attempts == 1
+    assert dead[0].exception_type == "InvalidMessage"
+    assert "item_price_minor" in dead[0].reason
     assert _count(runtime, Order) == 0
     assert _count(runtime, ProcessedMessage) == 0
 

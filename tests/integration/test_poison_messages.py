@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 from sqlalchemy import select
 
 from shared.dead_letters import DeadLetter
+from shared.messages import Envelope
 from shared.runtime import Runtime
+from tasks.fulfilment.messages import CancelOrder
 from tasks.fulfilment.models import Order
 from tests.factories import envelope_for, message_kwargs, place_order
 from tests.fixtures.services import publish_raw, queue_depth, wait_until
@@ -83,14 +86,18 @@ def test_a_message_for_an_unknown_actor_is_dead_lettered_with_its_reason(setting
 
 def test_options_a_producer_sets_outside_the_allowlist_are_ignored(settings, broker, worker, runtime):
     # max_retries=1000 would keep a failing message alive for days; it must be dropped on decode.
-    payload = place_order(item_price_minor=2**70)
+    # A cancellation of an order never placed fails on every try (the order is not known yet).
+    cancel = CancelOrder(order_id=uuid.uuid4())
+    envelope = Envelope(
+        idempotency_key=f"order-cancel:{cancel.order_id}", kind=cancel.kind, correlation_id="t"
+    )
     body = _dramatiq_body(
-        "fulfilment.place_order",
-        message_kwargs(payload, envelope_for(payload)),
+        "fulfilment.cancel_order",
+        {"envelope": envelope.model_dump(mode="json"), "payload": cancel.model_dump(mode="json")},
         options={"max_retries": 1000, "on_retry_exhausted": "fulfilment.place_order"},
     )
     publish_raw(settings, "fulfilment", body)
 
-    dead = wait_until(lambda: _reasons(runtime).get("fulfilment.place_order"))
+    dead = wait_until(lambda: _reasons(runtime).get("fulfilment.cancel_order"), timeout=30)
     assert dead.attempts == 3
     assert "max_retries" not in dead.message["options"]
