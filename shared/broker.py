@@ -7,37 +7,55 @@ Differences from a stock `RabbitmqBroker`, each on purpose:
 - publisher confirms are on for everything the broker itself publishes (retries, delayed
   messages); the outbox relay publishes with windowed confirms of its own;
 - the encoder is strict JSON: a body that is not a well-formed Dramatiq message is turned into a
-  message for the `circulate.undecodable` actor, which dead-letters it with its reason, and
-  options a producer sets are cut down to an allowlist.
+  message for the `circulate.undecodable` actor, which dead-letters it with its reason; options a
+  producer sets are cut down to an allowlist and each kept option is checked for its type and
+  range (`shared.options`): a message with a bad one is dead-lettered with the reason;
+- the `.DQ` queues have no delivery limit: a delayed message handed back by a restarting worker
+  or a closed channel is not a poison message;
+- no delay waits in a worker for longer than `broker_delay_max_ms`: a later eta, or a longer
+  retry delay, is moved to the PostgreSQL schedule (`shared.schedule`) and the delivery acked;
+- a middleware hook that raises never lets a failed message be acked away (`emit_before` and
+  `emit_after` below).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
-from dramatiq.common import dq_name, xq_name
+from dramatiq.common import current_millis, dq_name, q_name, xq_name
 from dramatiq.encoder import Encoder, MessageData
 from dramatiq.middleware import (
     AgeLimit,
     CurrentMessage,
     Middleware,
+    MiddlewareError,
     Retries,
     ShutdownNotifications,
     TimeLimit,
 )
 
+from shared import options as message_options
 from shared.config import QUEUES, Settings
+from shared.errors import InvalidMessage, MiddlewareFailed
 
 UNDECODABLE_ACTOR = "circulate.undecodable"
 
 #: Options Dramatiq's own middleware writes; anything else a producer sets is dropped on decode.
-ALLOWED_OPTIONS = frozenset({"eta", "retries", "traceback", "requeue_timestamp", "redelivered"})
+ALLOWED_OPTIONS = message_options.ALLOWED_OPTIONS
+
+logger = logging.getLogger(__name__)
+
+#: Writes a message to the PostgreSQL schedule, due at the given epoch milliseconds.
+Scheduler = Callable[[dramatiq.Message[Any], int], None]
 
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "queue_name": str,
@@ -51,7 +69,14 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
 
 
 class StrictJSONEncoder(Encoder):
-    """JSON only, never pickle; decoding never raises, so no body is ever dropped by the consumer."""
+    """JSON only, never pickle; decoding never raises, so no body is ever dropped by the consumer.
+
+    Options are checked against `limits` (`shared.options`); a message with a bad option keeps
+    its identity and is marked rejected, so the actor factory dead-letters it with the reason.
+    """
+
+    def __init__(self, limits: message_options.OptionLimits | None = None) -> None:
+        self.limits = limits or message_options.OptionLimits()
 
     def encode(self, data: MessageData) -> bytes:
         return json.dumps(data, separators=(",", ":")).encode("utf-8")
@@ -59,12 +84,12 @@ class StrictJSONEncoder(Encoder):
     def decode(self, data: bytes) -> MessageData:
         try:
             fields = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
             return undecodable_message(data, f"body is not JSON: {error}")
         problem = _shape_problem(fields)
         if problem:
             return undecodable_message(data, problem)
-        fields["options"] = {k: v for k, v in fields["options"].items() if k in ALLOWED_OPTIONS}
+        fields["options"] = message_options.checked(fields["options"], self.limits)
         return dict(fields)
 
 
@@ -103,9 +128,51 @@ class CirculateConsumer(_RabbitmqConsumer):
 
     def __next__(self) -> Any:
         delivered = super().__next__()  # type: ignore[no-untyped-call]
-        if delivered is not None and delivered.queue_name != self.queue_name:
+        if delivered is None:
+            return None
+        if delivered.queue_name != self.queue_name:
             delivered._message = delivered._message.copy(queue_name=self.queue_name)
+        if self._schedule_if_far(delivered):
+            return None
         return delivered
+
+    def _schedule_if_far(self, delivered: Any) -> bool:
+        """Move a delivery whose eta is beyond the broker's delay bound to the schedule; ack it.
+
+        A delayed message waits in the worker's memory, unacked, until its eta: past RabbitMQ's
+        consumer timeout that closes the channel, and every hand-back counts a delivery. From a
+        work queue any eta beyond the small tolerance is moved (a producer's eta must not pin
+        prefetch slots that good messages need); from a `.DQ` only one beyond the bound.
+        """
+        eta = delivered.options.get("eta")
+        if eta is None or message_options.REJECTED in delivered.options:
+            return False
+        broker: CirculateBroker = self.broker
+        horizon = broker.delay_max_ms if self.queue_name.endswith(".DQ") else IMMEDIATE_ETA_TOLERANCE_MS
+        if eta <= time.time() * 1000 + horizon:
+            return False
+        message = _undelayed(delivered._message)
+        try:
+            broker.schedule(message, int(eta))
+        except Exception as error:
+            logger.warning("could not move message %s to the schedule", message.message_id, exc_info=True)
+            delivered.options[message_options.REJECTED] = (
+                f"its eta is {int(eta - time.time() * 1000)} ms ahead, beyond what a worker may hold "
+                f"({horizon} ms), and it could not be moved to the schedule: {error}"
+            )
+            del delivered.options["eta"]
+            return False
+        self.known_tags.discard(delivered._tag)
+        self.connection.add_callback_threadsafe(lambda: self.channel.basic_ack(delivered._tag))
+        return True
+
+
+#: How far ahead an eta on a work queue may be and still be held by the worker (clock skew).
+IMMEDIATE_ETA_TOLERANCE_MS = 1_000
+
+#: Message hooks whose failure fails the attempt instead of being logged and ignored.
+_GUARDED_BEFORE = frozenset({"process_message"})
+_GUARDED_AFTER = frozenset({"process_message", "skip_message"})
 
 
 class CirculateBroker(RabbitmqBroker):
@@ -115,10 +182,79 @@ class CirculateBroker(RabbitmqBroker):
         super().__init__(url=settings.amqp_url, confirm_delivery=True, middleware=middleware)
         self.queue_type = settings.queue_type
         self.delivery_limit = settings.delivery_limit
+        self.delay_max_ms = settings.broker_delay_max_ms
+        #: Set by the worker process at boot (it owns the database); None elsewhere.
+        self.scheduler: Scheduler | None = None
 
     @property
     def consumer_class(self) -> type[CirculateConsumer]:
         return CirculateConsumer
+
+    def schedule(self, message: dramatiq.Message[Any], due_ms: int) -> None:
+        """Keep `message` in the PostgreSQL schedule until `due_ms`; the relay publishes it then."""
+        if self.scheduler is None:
+            raise RuntimeError("this process has no schedule (only worker processes own one)")
+        self.scheduler(message, due_ms)
+
+    def enqueue(self, message: dramatiq.Message[Any], *, delay: int | None = None) -> dramatiq.Message[Any]:
+        """Publish `message`; a delay beyond `broker_delay_max_ms` goes to the schedule instead.
+
+        Retries' backoff and a handler's `TransientError(delay_ms=...)` (a carrier's long
+        Retry-After) both come through here.
+        """
+        if delay is not None and delay > self.delay_max_ms and self.scheduler is not None:
+            self.schedule(_undelayed(message), current_millis() + delay)
+            return message
+        return super().enqueue(message, delay=delay)
+
+    def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
+        """As Dramatiq's, but a failing `before_process_message` hook fails the attempt.
+
+        Dramatiq logs and ignores it: the actor would run without what the hook should have done.
+        Raised from here, the worker treats it as the attempt's exception (retried, then
+        dead-lettered with the reason), never as success.
+        """
+        if signal not in _GUARDED_BEFORE:
+            super().emit_before(signal, *args, **kwargs)
+            return
+        for middleware in self.middleware:
+            try:
+                getattr(middleware, "before_" + signal)(self, *args, **kwargs)
+            except MiddlewareError:
+                raise
+            except Exception as error:
+                raise MiddlewareFailed(_hook_failure(middleware, "before_" + signal, error)) from error
+        _fail_if_rejected(args[0])
+
+    def emit_after(self, signal: str, *args: Any, **kwargs: Any) -> None:
+        """As Dramatiq's, but a hook that raises after a failed attempt dead-letters the message.
+
+        Dramatiq logs the error and then acks the message, because nothing marked it failed: a
+        `Retries` that raised before re-enqueueing it (a bad option, a lost connection) lost it.
+        Here the message is marked failed instead, so it is rejected to its `.XQ` with the reason.
+        After a successful attempt the effects are committed, and the ack stands.
+        """
+        if signal not in _GUARDED_AFTER:
+            super().emit_after(signal, *args, **kwargs)
+            return
+        message = args[0]
+        attempt_failed = signal == "skip_message" or kwargs.get("exception") is not None
+        for middleware in reversed(self.middleware):
+            try:
+                getattr(middleware, "after_" + signal)(self, *args, **kwargs)
+            except Exception as error:
+                self.logger.critical(
+                    "Unexpected failure in after_%s of %r.", signal, middleware, exc_info=True
+                )
+                if attempt_failed and not message.failed:
+                    earlier = getattr(message, "_exception", None)
+                    reason = _hook_failure(middleware, "after_" + signal, error)
+                    if earlier is not None:
+                        reason += f"; the attempt had failed with {type(earlier).__name__}: {earlier}"
+                    failure = MiddlewareFailed(reason)
+                    failure.__cause__ = error
+                    message.stuff_exception(failure)
+                    message.fail()
 
     def _build_queue_arguments(self, queue_name: str) -> dict[str, Any]:
         arguments: dict[str, Any] = {
@@ -129,6 +265,12 @@ class CirculateBroker(RabbitmqBroker):
             arguments["x-queue-type"] = "quorum"
             arguments["x-delivery-limit"] = self.delivery_limit
         return arguments
+
+    def _declare_dq_queue(self, queue_name: str) -> Any:
+        """A `.DQ` without a delivery limit: a delayed message handed back is not poison."""
+        arguments = self._build_queue_arguments(queue_name)
+        arguments.pop("x-delivery-limit", None)
+        return self.channel.queue_declare(queue=dq_name(queue_name), durable=True, arguments=arguments)
 
     def _declare_xq_queue(self, queue_name: str) -> Any:
         arguments = {"x-queue-type": "quorum"} if self.queue_type == "quorum" else {}
@@ -159,7 +301,33 @@ def build_middleware(settings: Settings, extra: list[Middleware]) -> list[Middle
     ]
 
 
+def _undelayed(message: dramatiq.Message[Any]) -> dramatiq.Message[Any]:
+    """The message as the schedule keeps it: its own queue (not `.DQ`), no eta.
+
+    `Retries` hands over the worker's MessageProxy, the consumer a Message: both are accepted.
+    """
+    plain: dramatiq.Message[Any] = getattr(message, "_message", message)
+    options = {name: value for name, value in plain.options.items() if name != "eta"}
+    return dataclasses.replace(plain, queue_name=q_name(plain.queue_name), options=options)
+
+
+def _fail_if_rejected(message: Any) -> None:
+    """A message whose options failed their checks at decode is dead-lettered before any actor runs.
+
+    Failed here, Dramatiq's worker skips the actor, `Retries` sees no exception to retry, and the
+    message is rejected to its `.XQ`; the dead-letter recorder reads the reason off the exception.
+    """
+    reason = message.options.get(message_options.REJECTED)
+    if reason is not None and not message.failed:
+        message.stuff_exception(InvalidMessage(str(reason)))
+        message.fail()
+
+
+def _hook_failure(middleware: Middleware, hook: str, error: BaseException) -> str:
+    return f"{hook} of {type(middleware).__name__} raised {type(error).__name__}: {error}"
+
+
 def build_broker(settings: Settings, *, extra_middleware: list[Middleware] | None = None) -> CirculateBroker:
     """A broker for `settings`; also installs the strict encoder process-wide (Dramatiq has one)."""
-    dramatiq.set_encoder(StrictJSONEncoder())
+    dramatiq.set_encoder(StrictJSONEncoder(message_options.OptionLimits.from_settings(settings)))
     return CirculateBroker(settings=settings, middleware=build_middleware(settings, extra_middleware or []))

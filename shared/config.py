@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     time_limit_ms: int = Field(default=120_000, ge=1_000)
     max_age_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=1_000)
 
+    # Delays. Up to `broker_delay_max_ms` (retry backoff) a delayed message waits in RabbitMQ's
+    # `.DQ`, held unacked by a worker until its eta: keep it well below RabbitMQ's consumer
+    # timeout (30 minutes by default). Anything later waits in PostgreSQL (the outbox's
+    # `available_at`) and the relay publishes it when due, so no worker holds it and a restart
+    # costs nothing. A delay or eta beyond `schedule_max_delay_ms` is refused (dead-lettered).
+    broker_delay_max_ms: int = Field(default=300_000, ge=0)
+    schedule_max_delay_ms: int = Field(default=90 * 24 * 3600 * 1000, ge=1_000)
+
     # Workers
     worker_processes: int = Field(default=2, ge=1)
     worker_threads: int = Field(default=8, ge=1)

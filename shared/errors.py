@@ -5,6 +5,7 @@
     │   ├── InvalidMessage      the body, envelope or payload does not validate (keeps the cause)
     │   └── ConflictingReplay   an idempotency key replayed with a different content
     ├── TransientError          retried with backoff by the broker; may carry a delay
+    │   └── MiddlewareFailed    a middleware hook raised around a message (never acks it away)
     └── ConfigurationError      the settings or the environment cannot work
 
 Domain errors subclass PermanentError or TransientError (`ItemAlreadySold(PermanentError)`,
@@ -29,6 +30,10 @@ class TransientError(CirculateError):
     def __init__(self, message: str, *, delay_ms: int | None = None) -> None:
         super().__init__(message)
         self.delay_ms = delay_ms
+
+
+class MiddlewareFailed(TransientError):
+    """A middleware hook raised while a message was being handled; the attempt counts as failed."""
 
 
 class InvalidMessage(PermanentError):

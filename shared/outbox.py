@@ -1,19 +1,21 @@
 """The transactional outbox: follow-up messages written in the same transaction as the effects.
 
-A row is a complete Dramatiq message (JSON bytes) plus the queue it goes to. The relay
-(`workers/relay.py`) publishes unpublished rows with windowed publisher confirms and marks them;
-`claim_batch` uses `FOR UPDATE SKIP LOCKED` so several relays never publish the same row.
+A row is a complete Dramatiq message (JSON bytes) plus the queue it goes to, and the moment it
+becomes due (`available_at`). The relay (`workers/relay.py`) publishes unpublished rows that are
+due with windowed publisher confirms and marks them; its claim uses `FOR UPDATE SKIP LOCKED` so
+several relays never publish the same row. A delayed message (an order's completion three days
+after delivery) waits here, not in RabbitMQ: no worker holds it, so neither the broker's consumer
+timeout nor a worker restart touches it (`shared.schedule`).
 """
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, String, Uuid, func, text
+from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, String, Uuid, func, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db import Base, driver_connection
@@ -29,27 +31,27 @@ class OutboxRow(Base):
     queue_name: Mapped[str] = mapped_column(String(100))
     actor_name: Mapped[str] = mapped_column(String(100))
     body: Mapped[bytes] = mapped_column(LargeBinary)
-    delay_ms: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    available_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        Index("ix_outbox_due", "available_at", "id", postgresql_where=text("published_at IS NULL")),
         Index("ix_outbox_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
     )
 
 
-def encode_message(envelope: Envelope, payload: Payload, *, delay_ms: int | None = None) -> bytes:
-    """The Dramatiq wire form: actor name is the payload kind, kwargs are envelope and payload."""
-    options: dict[str, object] = {}
-    if delay_ms:
-        options["eta"] = int(time.time() * 1000) + delay_ms
+def encode_message(envelope: Envelope, payload: Payload) -> bytes:
+    """The Dramatiq wire form: actor name is the payload kind, kwargs are envelope and payload.
+
+    No `eta`: a delayed row waits in the outbox until due and is published as an ordinary message.
+    """
     message = {
         "queue_name": payload.queue,
         "actor_name": payload.kind,
         "args": [],
         "kwargs": {"envelope": envelope.model_dump(mode="json"), "payload": payload.model_dump(mode="json")},
-        "options": options,
+        "options": {},
         "message_id": str(envelope.message_id),
         "message_timestamp": int(envelope.produced_at.timestamp() * 1000),
     }
@@ -57,8 +59,9 @@ def encode_message(envelope: Envelope, payload: Payload, *, delay_ms: int | None
 
 
 _INSERT = (
-    "INSERT INTO outbox (message_id, queue_name, actor_name, body, delay_ms) "
-    "VALUES (%(message_id)s, %(queue_name)s, %(actor_name)s, %(body)s, %(delay_ms)s)"
+    "INSERT INTO outbox (message_id, queue_name, actor_name, body, available_at) "
+    "VALUES (%(message_id)s, %(queue_name)s, %(actor_name)s, %(body)s, "
+    "now() + make_interval(secs => %(delay_s)s))"
 )
 
 
@@ -97,8 +100,8 @@ class Outbox:
                 "message_id": envelope.message_id,
                 "queue_name": payload.queue,
                 "actor_name": payload.kind,
-                "body": encode_message(envelope, payload, delay_ms=delay_ms),
-                "delay_ms": delay_ms,
+                "body": encode_message(envelope, payload),
+                "delay_s": (delay_ms or 0) / 1000,
             },
         )
         return envelope
@@ -121,15 +124,17 @@ class PendingMessage:
     message_id: uuid.UUID
     queue_name: str
     body: bytes
-    delay_ms: int | None
 
 
 def backlog(session: Session) -> tuple[int, float]:
-    """Unpublished rows and the age in seconds of the oldest, for metrics and the demo."""
+    """Rows due and not yet published, and how long the oldest has been due, in seconds.
+
+    Scheduled rows (not yet due) are not a backlog: `shared.schedule.summary` counts them.
+    """
     row = session.execute(
         text(
-            "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) "
-            "FROM outbox WHERE published_at IS NULL"
+            "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(available_at)), 0) "
+            "FROM outbox WHERE published_at IS NULL AND available_at <= now()"
         )
     ).one()
     return int(row[0]), float(row[1])

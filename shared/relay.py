@@ -24,9 +24,12 @@ from shared.outbox import PendingMessage
 
 logger = logging.getLogger(__name__)
 
+# Due rows only: a scheduled row waits here until `available_at` (ix_outbox_due serves both the
+# filter and the order).
 _CLAIM = (
-    "SELECT id, message_id, queue_name, body, delay_ms FROM outbox WHERE published_at IS NULL "
-    "ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
+    "SELECT id, message_id, queue_name, body FROM outbox "
+    "WHERE published_at IS NULL AND available_at <= now() "
+    "ORDER BY available_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
 )
 _MARK = "UPDATE outbox SET published_at = now() WHERE id = ANY(%(ids)s)"
 _PRUNE = "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => %(secs)s)"
@@ -61,7 +64,7 @@ async def relay_once(
 
 
 async def _publish(channel: AbstractChannel, row: PendingMessage) -> bool:
-    routing_key = f"{row.queue_name}.DQ" if row.delay_ms else row.queue_name
+    routing_key = row.queue_name
     properties = spec.Basic.Properties(
         delivery_mode=2,
         content_type="application/json",

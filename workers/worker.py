@@ -22,6 +22,7 @@ from shared.middleware.message_log import MessageLog
 from shared.middleware.metrics import MessageMetrics, MetricsServer
 from shared.middleware.resources import RuntimeResources
 from shared.runtime import AdapterFactory, Runtime
+from shared.schedule import schedule_message
 from tasks.registry import ACTORS, ADAPTERS
 
 
@@ -50,6 +51,7 @@ def build_worker_broker(
         ],
     )
     bind_actors(broker, ACTORS, runtime)
+    broker.scheduler = lambda message, due_ms: schedule_message(resources.runtime.sessions, message, due_ms)
     return broker, resources
 
 

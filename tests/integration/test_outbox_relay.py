@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 from sqlalchemy import func, select
 
+from shared import schedule
 from shared.config import Settings
 from shared.enqueue import enqueue
 from shared.outbox import OutboxRow
@@ -27,11 +29,16 @@ def _enqueue_orders(runtime: Runtime, count: int) -> set[str]:
     return keys
 
 
-def _relay_until_empty(settings: Settings, runtime: Runtime, relays: int) -> None:
+def _relay_until_empty(
+    settings: Settings, runtime: Runtime, relays: int, *, done: Callable[[], bool] | None = None
+) -> None:
+    """Run relays until no due row is left unpublished (or until `done`)."""
+    finished = done or (lambda: not _unpublished_due(runtime))
+
     async def main() -> None:
         stop = asyncio.Event()
         tasks = [asyncio.create_task(run_relay(settings, stop)) for _ in range(relays)]
-        while _unpublished(runtime):
+        while not finished():
             await asyncio.sleep(0.05)
         stop.set()
         await asyncio.gather(*tasks)
@@ -39,11 +46,13 @@ def _relay_until_empty(settings: Settings, runtime: Runtime, relays: int) -> Non
     asyncio.run(asyncio.wait_for(main(), timeout=60))
 
 
-def _unpublished(runtime: Runtime) -> int:
+def _unpublished_due(runtime: Runtime) -> int:
     with runtime.sessions() as session:
         return int(
             session.scalar(
-                select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None))
+                select(func.count())
+                .select_from(OutboxRow)
+                .where(OutboxRow.published_at.is_(None), OutboxRow.available_at <= func.now())
             )
             or 0
         )
@@ -74,12 +83,18 @@ def test_a_job_enqueued_in_a_transaction_that_rolls_back_is_never_published(sett
     assert [json.loads(b)["kwargs"]["envelope"]["idempotency_key"] for b in bodies] == list(kept)
 
 
-def test_a_delayed_job_goes_to_the_delay_queue_with_its_eta(settings, broker, runtime):
+def test_a_delayed_job_waits_in_the_outbox_and_is_published_when_due(settings, broker, runtime):
     with runtime.sessions.begin() as session:
         enqueue(session, place_order(), idempotency_key="later", delay_ms=60_000)
+        enqueue(session, place_order(), idempotency_key="soon", delay_ms=300)
 
-    _relay_until_empty(settings, runtime, relays=1)
+    _relay_until_empty(settings, runtime, relays=1, done=lambda: queue_depth(settings, "fulfilment") == 1)
 
-    assert queue_depth(settings, "fulfilment") == 0
-    (body,) = drain(settings, "fulfilment.DQ")
-    assert json.loads(body)["options"]["eta"] > 0
+    assert queue_depth(settings, "fulfilment.DQ") == 0
+    (body,) = drain(settings, "fulfilment")
+    message = json.loads(body)
+    assert message["kwargs"]["envelope"]["idempotency_key"] == "soon"
+    assert message["options"] == {}
+    with runtime.sessions() as session:
+        (kind,) = schedule.summary(session)
+    assert (kind.kind, kind.count) == ("fulfilment.place_order", 1)
