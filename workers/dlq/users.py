@@ -2,7 +2,8 @@
 
 Hashes are `scrypt$n$r$p$salt$hash` (base64), so the cost can rise later without breaking
 existing users. Checking a password for an unknown name still runs scrypt once, so response
-times do not tell which names exist.
+times do not tell which names exist. Setting a user's password or role ends every console
+session of that user (`console_sessions`), so a leaked password stops working at once.
 """
 
 from __future__ import annotations
@@ -13,13 +14,29 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy import CheckConstraint, DateTime, String, func, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from shared.db import Base
 
 ROLES = ("viewer", "operator")
 MIN_PASSWORD_LENGTH = 10
 _N, _R, _P = 2**14, 8, 1
+
+
+class ConsoleUserRecord(Base):
+    """The `console_users` table (queried with SQL below; the model keeps metadata complete)."""
+
+    __tablename__ = "console_users"
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'operator')", name="role_known"),)
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,7 @@ def add_user(session: Session, name: str, password: str, role: str) -> None:
         ),
         {"name": name, "hash": hash_password(password), "role": role},
     )
+    session.execute(text("DELETE FROM console_sessions WHERE user_name = :name"), {"name": name})
 
 
 def remove_user(session: Session, name: str) -> bool:

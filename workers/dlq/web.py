@@ -19,14 +19,16 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from shared import archive
+from shared.archive_changes import audit
 from shared.archive_filter import Filter, from_mapping
 from shared.config import Settings
 from workers.api.printable import control_character, refusal
-from workers.dlq import actions, masking, overview, users, web_session
+from workers.dlq import actions, console_sessions, login_throttle, masking, overview, users, web_session
 from workers.dlq.web_auth import (
     TEMPLATES,
     ConsoleRoute,
@@ -100,23 +102,51 @@ class ConsolePages:
     async def login(self, request: Request) -> Response:
         form = await _form(request)
         require_csrf(request, self.state, form)
-        name, password = _text(form.get("name")), _text(form.get("password"))
-        user = await run_in_threadpool(self._authenticate, name or "", password or "")
-        if user is None:
+        name, password = _text(form.get("name")) or "", _text(form.get("password")) or ""
+        client = request.client.host if request.client else "unknown"
+        outcome = await run_in_threadpool(self._sign_in, name, password, client)
+        if isinstance(outcome, int):
+            if outcome:
+                raise Denied(
+                    429,
+                    f"Too many failed sign-ins for this name or from this address. Try again in {outcome} s.",
+                    headers={"Retry-After": str(outcome)},
+                )
             return RedirectResponse(str(request.url_for("console_login_form")) + "?failed=1", status_code=303)
+        user, sid = outcome
         response = RedirectResponse(request.url_for("console_overview"), status_code=303)
-        write_session(response, request, self.state, web_session.new_session(user.name, now=time.time()))
+        write_session(response, request, self.state, web_session.new_session(user, now=time.time(), sid=sid))
         return response
 
-    def _authenticate(self, name: str, password: str) -> users.ConsoleUser | None:
-        with self.state.sessions() as db:
-            return users.authenticate(db, name, password)
+    def _sign_in(self, name: str, password: str, client: str) -> tuple[str, str] | int:
+        """(user, session id) when signed in; else seconds to wait (0: wrong name or password)."""
+        counted = login_throttle.keys(name, client)
+        with self.state.sessions.begin() as db:
+            wait = login_throttle.wait_seconds(db, counted)
+            if wait:
+                return wait  # the password is not even checked while locked
+            user = users.authenticate(db, name, password)
+            if user is not None:
+                login_throttle.forget(db, counted[0][0])
+                return user.name, console_sessions.start(db, user.name, client=client)
+            locked = login_throttle.record_failure(db, counted)
+            if locked:
+                _audit_lock(db, name, client, locked)
+        return 0
 
     async def logout(self, request: Request) -> Response:
-        await run_in_threadpool(checked_post, request, self.state, await _form(request), operator_only=False)
+        _, session = await run_in_threadpool(
+            checked_post, request, self.state, await _form(request), operator_only=False
+        )
+        if session.sid is not None:
+            await run_in_threadpool(self._end, session.sid)
         response = RedirectResponse(request.url_for("console_login_form"), status_code=303)
         write_session(response, request, self.state, web_session.new_session(None, now=time.time()))
         return response
+
+    def _end(self, sid: str) -> None:
+        with self.state.sessions.begin() as db:
+            console_sessions.end(db, sid)
 
     def overview(self, request: Request) -> Response:
         user, session = signed_in(request, self.state)
@@ -207,6 +237,17 @@ class ConsolePages:
 
     def stylesheet(self) -> Response:
         return FileResponse(STYLESHEET, media_type="text/css")
+
+
+def _audit_lock(db: Session, name: str, client: str, locked: list[tuple[str, int, int]]) -> None:
+    """One audit row per lock: who was tried, from where, how many failures, for how long."""
+    failures = max(count for _, count, _ in locked)
+    what = " and ".join(f"{key.partition(':')[0]} for {seconds}s" for key, _, seconds in locked)
+    audit(
+        db, operator=name[:200] or "(blank)", via="console", action="login_throttled",
+        where={"name": name, "client": client, "failures": failures}, count=failures,
+        outcome=f"sign-in locked: {what}",
+    )  # fmt: skip
 
 
 def _text(value: Any) -> str | None:

@@ -1,7 +1,8 @@
 """Console access: who is signed in, who may act, and how refusals look.
 
-- Every page needs a signed-in console user (`signed_in`); the role is read from the database on
-  each request, so removing or demoting a user takes effect at once.
+- Every page needs a signed-in console user (`signed_in`): the cookie names a server-side session
+  (`console_sessions`), and the user's role is read with it on each request, so signing out,
+  removing or demoting a user takes effect at once.
 - Every POST must echo the session's CSRF token, checked before anything else (`checked_post`),
   and only an `operator` may change anything; both refusals are 403.
 - `ConsoleRoute` turns those refusals into a redirect to the login page or an HTML error page,
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.config import Settings
 from shared.db import build_engine, build_sessionmaker
 from shared.errors import ConfigurationError
-from workers.dlq import users, web_session
+from workers.dlq import console_sessions, web_session
 from workers.dlq.users import ConsoleUser
 from workers.dlq.web_session import ConsoleSession
 
@@ -47,12 +48,13 @@ class LoginRequired(Exception):
 
 
 class Denied(Exception):
-    """Refused with an HTML page: 403 (CSRF, role), 404, 400 or 503 (no secret)."""
+    """Refused with an HTML page: 403 (CSRF, role), 404, 400, 429 (throttled) or 503 (no secret)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 class ConsoleState:
@@ -105,10 +107,10 @@ def write_session(response: Response, request: Request, state: ConsoleState, ses
 def signed_in(request: Request, state: ConsoleState) -> tuple[ConsoleUser, ConsoleSession]:
     """The signed-in user and session, or LoginRequired."""
     session = read_session(request, state)
-    if session is None or session.user is None:
+    if session is None or session.sid is None:
         raise LoginRequired()
-    with state.sessions() as db:
-        user = users.find_user(db, session.user)
+    with state.sessions.begin() as db:
+        user = console_sessions.resume(db, session.sid)
     if user is None:
         raise LoginRequired()
     return user, session
@@ -150,6 +152,7 @@ class ConsoleRoute(APIRoute):
                     "error.html",
                     {"message": denied.message, "user": None},
                     status_code=denied.status,
+                    headers=denied.headers,
                 )
             response.headers.update(SECURITY_HEADERS)
             return response

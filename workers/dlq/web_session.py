@@ -1,9 +1,12 @@
-"""The console's session cookie: signed with HMAC-SHA256, carrying the user and a CSRF token.
+"""The console's session cookie: signed with HMAC-SHA256, carrying a CSRF token and a session id.
 
 The cookie is `base64(json).hex(hmac)`; a cookie whose signature, shape or expiry is wrong is
 treated as no session at all. Every session, even before login, carries a random CSRF token that
-each form echoes back, so every POST (login included) can be checked. The signing secret is the
-`console_secret` setting; without one (or with one too short to be a secret) the console refuses
+each form echoes back, so every POST (login included) can be checked. A signed-in cookie also
+carries the id of a server-side session (`console_sessions`): the cookie alone signs nobody in, so
+signing out (which deletes the row) ends the session even for a copy of the cookie. Sessions
+before sign-in stay cookie-only, so anonymous visitors write nothing to the database. The signing
+secret is the `console_secret` setting; without one (or with one too short to be a secret) the console refuses
 to run rather than sign with something guessable. Pure functions: no web framework here.
 """
 
@@ -21,6 +24,8 @@ from shared.errors import ConfigurationError
 
 MIN_SECRET_LENGTH = 32
 SESSION_TTL_S = 8 * 3600
+#: A signed-in session unused for this long has ended (checked server-side).
+IDLE_TIMEOUT_S = 30 * 60
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class ConsoleSession:
     user: str | None
     csrf: str
     expires: int
+    sid: str | None = None  # the server-side session's id, once signed in
 
 
 def console_secret(settings: Any) -> bytes:
@@ -44,13 +50,16 @@ def console_secret(settings: Any) -> bytes:
     return value.encode()
 
 
-def new_session(user: str | None, *, now: float) -> ConsoleSession:
+def new_session(user: str | None, *, now: float, sid: str | None = None) -> ConsoleSession:
     """A fresh session with a new CSRF token (login issues one, so a token never outlives a user)."""
-    return ConsoleSession(user=user, csrf=secrets.token_urlsafe(32), expires=int(now) + SESSION_TTL_S)
+    return ConsoleSession(
+        user=user, csrf=secrets.token_urlsafe(32), expires=int(now) + SESSION_TTL_S, sid=sid
+    )
 
 
 def sign(session: ConsoleSession, secret: bytes) -> str:
-    data = json.dumps({"u": session.user, "c": session.csrf, "e": session.expires}, separators=(",", ":"))
+    fields = {"u": session.user, "c": session.csrf, "e": session.expires, "s": session.sid}
+    data = json.dumps(fields, separators=(",", ":"))
     body = base64.urlsafe_b64encode(data.encode()).decode()
     return f"{body}.{_mac(body, secret)}"
 
@@ -64,10 +73,14 @@ def unsign(cookie: str | None, secret: bytes, *, now: float) -> ConsoleSession |
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(_bytes(body)))
-        session = ConsoleSession(user=data["u"], csrf=str(data["c"]), expires=int(data["e"]))
-    except (ValueError, KeyError, TypeError):
+        session = ConsoleSession(
+            user=data["u"], csrf=str(data["c"]), expires=int(data["e"]), sid=data.get("s")
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    if session.expires < now or (session.user is not None and not isinstance(session.user, str)):
+    if session.expires < now or not all(
+        value is None or isinstance(value, str) for value in (session.user, session.sid)
+    ):
         return None
     return session
 
