@@ -57,7 +57,19 @@ def test_a_delivery_limit_death_is_described_from_the_x_death_header():
         21,
         "fulfilment",
     )
-    assert "after 21 deliveries" in swept.reason and swept.raw_body is None
+    assert "from fulfilment after 21 deliveries, none of them acknowledged" in swept.reason
+    assert "x-death reason delivery_limit" in swept.reason and swept.raw_body is None
+
+
+def test_a_delivery_limit_death_in_a_delay_queue_says_the_message_never_ran():
+    body = json.dumps(_message()).encode()
+    headers = {"x-death": [{"reason": "delivery_limit", "queue": "fulfilment.DQ", "count": 1}]}
+
+    swept = deaths.describe("fulfilment.XQ", body, headers, host="h", delivery_limit=20)
+
+    assert "from fulfilment.DQ" in swept.reason
+    assert "waiting for its eta and never ran" in swept.reason
+    assert "crashed or was killed while handling it" not in swept.reason
 
 
 def test_a_copy_with_no_header_and_one_rejected_without_a_record_say_so():

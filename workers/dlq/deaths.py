@@ -20,8 +20,10 @@ from shared.broker import UNDECODABLE_ACTOR, StrictJSONEncoder
 _REASONS = {
     "delivery_limit": (
         "DeliveryLimitExceeded",
-        "delivery limit exceeded: RabbitMQ dead-lettered the message after {deliveries} deliveries "
-        "(a worker crashed or was killed while handling it)",
+        "delivery limit exceeded: RabbitMQ dead-lettered the message from {queue} after {deliveries} "
+        "deliveries, none of them acknowledged or rejected (x-death reason delivery_limit). Each "
+        "return of an unacknowledged delivery counts: a worker that crashed, was killed or restarted "
+        "while holding it, a lost connection, or a channel the broker closed (consumer timeout)",
     ),
     "rejected": ("Rejected", "rejected by a worker, but no reason was recorded (was the database down?)"),
     "expired": ("Expired", "the message expired (TTL) before a worker took it"),
@@ -66,9 +68,13 @@ def describe(
 def death_reason(death: Mapping[str, Any], *, xq_name: str, deliveries: int) -> tuple[str, str]:
     """Exception type and reason for a death RabbitMQ describes in `x-death` (or does not)."""
     code = _text(death.get("reason"))
+    queue = _text(death.get("queue")) or xq_name.removesuffix(".XQ")
     if code in _REASONS:
         exception_type, template = _REASONS[code]
-        return exception_type, template.format(deliveries=deliveries)
+        reason = template.format(deliveries=deliveries, queue=queue)
+        if code == "delivery_limit" and queue.endswith(".DQ"):
+            reason += "; it was a delayed message waiting for its eta and never ran"
+        return exception_type, reason
     if code:
         return "DeadLettered", f"dead-lettered by RabbitMQ ({code})"
     return "Unknown", f"found in {xq_name} with no dead-letter record and no x-death header"
