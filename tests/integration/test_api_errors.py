@@ -190,3 +190,21 @@ def test_a_nul_in_a_console_action_form_is_refused_with_400(server, operator):
         response = client.post("/console/actions/purge", data={"csrf": csrf_of(page), "queue": "a\x00"})
     assert response.status_code == 400
     assert "control character" in response.text
+
+
+def test_every_route_documents_its_error_statuses_with_the_error_shape(server):
+    document = httpx.get(f"{server}/openapi.json").json()
+    error_body = {"$ref": "#/components/schemas/ErrorBody"}
+
+    assert set(document["components"]["schemas"]["ErrorBody"]["properties"]) == ERROR_KEYS
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            errors = {code: r for code, r in operation["responses"].items() if int(code) >= 400}
+            assert {"400", "500"} <= set(errors), (method, path)
+            for code, response in errors.items():
+                assert response["content"]["application/json"]["schema"] == error_body, (method, path, code)
+    assert {"404", "409", "413", "422"} <= set(
+        document["paths"]["/v1/orders/{order_id}/cancel"]["post"]["responses"]
+    )
+    assert "401" in document["paths"]["/v1/carrier/webhooks"]["post"]["responses"]

@@ -35,7 +35,7 @@ from tasks.fulfilment.models import Order, OrderTransition
 from tasks.ledger.fees import FeeSchedule, MarketCurrencyMismatch, UnknownMarket, fee_schedule_from_settings
 from workers.api import accepted, idempotency
 from workers.api.deps import DbSession, Enqueuer, Reader
-from workers.api.errors import ApiError
+from workers.api.errors import ApiError, responses
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
@@ -105,7 +105,7 @@ def _accept(
     return JSONResponse(status_code=202, content=accepted)
 
 
-@router.post("", status_code=202, response_model=Accepted)
+@router.post("", status_code=202, response_model=Accepted, responses=responses(409))
 def place_order(
     order: PlaceOrder,
     request: Request,
@@ -145,7 +145,7 @@ def place_order(
     )
 
 
-@router.post("/{order_id}/cancel", status_code=202, response_model=Accepted)
+@router.post("/{order_id}/cancel", status_code=202, response_model=Accepted, responses=responses(409))
 def cancel_order(
     order_id: uuid.UUID,
     request: Request,
