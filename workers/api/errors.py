@@ -28,6 +28,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from workers.api.metrics import route_template
+
 logger = logging.getLogger("circulate.api")
 
 #: The error code for each status the framework itself raises (the routes name their own).
@@ -150,7 +152,8 @@ class CatchAll:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            logger.exception("unhandled error", extra={"path_template": str(scope.get("path", ""))[:200]})
+            # The route template, never the raw path (ids in paths are personal data).
+            logger.exception("unhandled error", extra={"route": route_template(scope)})
             if started:
                 raise  # half a response is on the wire; only closing the connection is honest
             await send_error(send, 500, "internal_error", "the server failed; the error was logged")
