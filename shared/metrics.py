@@ -132,6 +132,18 @@ class ExporterMetrics:
             "Age of the oldest unpublished outbox row (0 when none).",
             registry=None,
         )
+        self.scheduled_messages = Gauge(
+            "circulate_scheduled_messages",
+            "Messages waiting in the PostgreSQL schedule (outbox rows not yet due), by kind.",
+            ["actor"],
+            registry=None,
+        )
+        self.scheduled_next_due = Gauge(
+            "circulate_scheduled_next_due_seconds",
+            "Seconds until the next scheduled message of a kind is due (negative: overdue).",
+            ["actor"],
+            registry=None,
+        )
         self.dead_letters = Gauge(
             "circulate_dead_letters",
             "Dead letters recorded and not re-driven, by queue, actor and exception type.",

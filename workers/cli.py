@@ -217,8 +217,10 @@ def _attach_subcommands() -> None:
     from workers.demo.cli import demo
     from workers.dlq.cli import dlq
     from workers.ledger_cli import ledger
+    from workers.schedule_cli import scheduled
 
     main.add_command(ledger)
+    main.add_command(scheduled)
     main.add_command(dlq)
     main.add_command(demo)
 

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -31,7 +32,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
-from shared import outbox
+from shared import outbox, schedule
 from shared.config import QUEUES, Settings
 from shared.db import build_engine
 from shared.metrics import ExporterMetrics
@@ -158,7 +159,7 @@ class Exporter(Collector):
         return estimate
 
     def _collect_database(self, gauges: ExporterMetrics) -> bool:
-        readers = (_outbox, _dead_letters, _orders, _ledger)
+        readers = (_outbox, _scheduled, _dead_letters, _orders, _ledger)
         return all([self._read(reader, gauges) for reader in readers])
 
     def _read(self, reader: Callable[[Connection, ExporterMetrics], None], gauges: ExporterMetrics) -> bool:
@@ -177,6 +178,15 @@ def _outbox(connection: Connection, gauges: ExporterMetrics) -> None:
         backlog, oldest_age = outbox.backlog(session)
     gauges.outbox_backlog.set(backlog)
     gauges.outbox_oldest_age.set(oldest_age)
+
+
+def _scheduled(connection: Connection, gauges: ExporterMetrics) -> None:
+    with Session(bind=connection) as session:
+        kinds = schedule.summary(session)
+    now = datetime.now(UTC)
+    for kind in kinds:
+        gauges.scheduled_messages.labels(kind.kind).set(kind.count)
+        gauges.scheduled_next_due.labels(kind.kind).set((kind.next_due - now).total_seconds())
 
 
 def _dead_letters(connection: Connection, gauges: ExporterMetrics) -> None:

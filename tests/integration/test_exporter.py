@@ -118,6 +118,20 @@ def test_the_exporter_reports_the_outbox_backlog(runtime: Runtime, exporter):
     assert value(samples, "circulate_exporter_source_up", source="database") == 1
 
 
+def test_the_exporter_reports_scheduled_work_by_kind_apart_from_the_backlog(runtime: Runtime, exporter):
+    with runtime.sessions.begin() as session:
+        enqueue(session, place_order(), idempotency_key="due-now")
+        for number in range(3):
+            enqueue(session, place_order(), idempotency_key=f"later-{number}", delay_ms=3_600_000 + number)
+
+    samples = scrape(exporter)
+
+    assert value(samples, "circulate_outbox_backlog") == 1
+    assert value(samples, "circulate_scheduled_messages", actor="fulfilment.place_order") == 3
+    next_due = value(samples, "circulate_scheduled_next_due_seconds", actor="fulfilment.place_order")
+    assert 3_590 < next_due <= 3_600
+
+
 def test_an_unreachable_rabbitmq_drops_queue_metrics_but_keeps_the_database_ones(settings, clean_db):
     unreachable = settings.model_copy(update={"rabbitmq_management_url": "http://127.0.0.1:9"})
     exporter = Exporter.from_settings(unreachable)
