@@ -30,6 +30,10 @@ class Filter:
     status: str | None = None
 
     def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, str) and ("\x00" in value or _has_surrogate(value)):
+                raise ValueError(f"{field.name} must be text without NUL characters or undecodable bytes")
         if self.status not in (None, "all", *STATUSES):
             raise ValueError(f"unknown status {self.status!r}; use one of {', '.join(STATUSES)} or all")
 
@@ -83,6 +87,11 @@ class Filter:
             clauses.append("d.status = :status")
             params["status"] = self.status
         return " AND ".join(clauses) or "TRUE", params
+
+
+def _has_surrogate(value: str) -> bool:
+    """Undecodable bytes reach Python as lone surrogates, which Postgres cannot be sent."""
+    return any("\ud800" <= char <= "\udfff" for char in value)
 
 
 def _escape_like(value: str) -> str:

@@ -17,6 +17,8 @@ from shared.archive_filter import Filter
 from shared.errors import ConfigurationError, InvalidMessage
 from workers.dlq import actions, editing, sweeper, transfer
 from workers.dlq.cli_support import (
+    MAX_LIMIT,
+    TEXT,
     DlqContext,
     build_filter,
     cli_operator,
@@ -24,6 +26,7 @@ from workers.dlq.cli_support import (
     operator_option,
     pass_dlq,
 )
+from workers.dlq.transfer_checks import decoded_lines
 
 
 @click.command()
@@ -48,12 +51,12 @@ def _selection(message_id: str | None, everything: bool, options: dict[str, Any]
 
 
 @click.command()
-@click.argument("message_id", required=False)
+@click.argument("message_id", type=TEXT, required=False)
 @filter_options
 @click.option("--all", "everything", is_flag=True, help="Allow an empty filter: every dead message.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be re-driven.")
 @click.option("--rate", type=click.FloatRange(min=0.1), help="At most N messages per second.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most N messages.")
+@click.option("--limit", type=click.IntRange(min=1, max=MAX_LIMIT), help="At most N messages.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @operator_option
 @pass_dlq
@@ -91,7 +94,7 @@ def redrive(
 
 
 @click.command()
-@click.argument("message_id", required=False)
+@click.argument("message_id", type=TEXT, required=False)
 @filter_options
 @click.option("--all", "everything", is_flag=True, help="Allow an empty filter: every message.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -111,7 +114,7 @@ def purge(
 
 
 @click.command()
-@click.argument("message_id", required=False)
+@click.argument("message_id", type=TEXT, required=False)
 @filter_options
 @click.option("--all", "everything", is_flag=True, help="Allow an empty filter: every purged message.")
 @operator_option
@@ -126,7 +129,7 @@ def restore(
 
 
 @click.command()
-@click.argument("message_id")
+@click.argument("message_id", type=TEXT)
 @click.option("--payload-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @operator_option
 @pass_dlq
@@ -137,7 +140,7 @@ def edit(dlq: DlqContext, message_id: str, payload_file: Path | None, operator: 
     if found is None:
         raise click.ClickException(f"no archived message {message_id!r}")
     if payload_file is not None:
-        new_payload: str | None = payload_file.read_text()
+        new_payload: str | None = _utf8(payload_file)
     else:
         new_payload = click.edit(editing.payload_text(found.message), extension=".json")
     if new_payload is None:
@@ -152,6 +155,15 @@ def edit(dlq: DlqContext, message_id: str, payload_file: Path | None, operator: 
         if changed
         else "no change"
     )
+
+
+def _utf8(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise click.ClickException(f"{path} is not UTF-8 text (byte {error.start + 1})") from error
+    except OSError as error:
+        raise click.ClickException(f"cannot read {path}: {error.strerror}") from error
 
 
 @click.command("export")
@@ -173,7 +185,7 @@ def export(dlq: DlqContext, /, output: Any, operator: str, **options: Any) -> No
 
 
 @click.command("import")
-@click.argument("source", type=click.File("r"))
+@click.argument("source", type=click.File("rb"))
 @operator_option
 @pass_dlq
 def import_(dlq: DlqContext, source: Any, operator: str) -> None:
@@ -181,7 +193,7 @@ def import_(dlq: DlqContext, source: Any, operator: str) -> None:
     try:
         who, where = cli_operator(operator), {"source": source.name}
         with actions.audited(dlq.sessions, who, "import", where) as audit, dlq.sessions.begin() as session:
-            imported, present = transfer.import_lines(session, source)
+            imported, present = transfer.import_lines(session, decoded_lines(source))
             audit.done(imported, f"imported {imported}, {present} already present", session=session)
     except (InvalidMessage, ConfigurationError) as error:
         raise click.ClickException(str(error)) from error

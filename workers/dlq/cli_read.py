@@ -9,7 +9,16 @@ from typing import Any
 import click
 
 from shared import archive
-from workers.dlq.cli_support import DlqContext, build_filter, echo_json, filter_options, pass_dlq, print_table
+from workers.dlq.cli_support import (
+    MAX_LIMIT,
+    TEXT,
+    DlqContext,
+    build_filter,
+    echo_json,
+    filter_options,
+    pass_dlq,
+    print_table,
+)
 
 
 @click.command()
@@ -31,7 +40,7 @@ def stats(dlq: DlqContext, as_json: bool) -> None:
 
 @click.command("list")
 @filter_options
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1, max=MAX_LIMIT), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_dlq
 def list_messages(dlq: DlqContext, /, limit: int, as_json: bool, **options: Any) -> None:
@@ -54,7 +63,7 @@ def _summary(message: archive.ArchivedMessage) -> dict[str, Any]:
 
 
 @click.command()
-@click.argument("message_id")
+@click.argument("message_id", type=TEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_dlq
 def show(dlq: DlqContext, message_id: str, as_json: bool) -> None:

@@ -1,9 +1,10 @@
 """Editing an archived message's payload before re-driving it (the fix for a bad producer value).
 
 Only the payload changes: the envelope (and so the idempotency key) stays as the producer sent
-it. The new payload must validate against the actor's schema (`tasks.registry.PAYLOAD_TYPES`),
-exactly as the worker will validate it, so an edit cannot create a message that dies again for
-the same reason. The history event keeps the payload before and after.
+it. The edited message, envelope and payload together, must pass `decode_message` for the
+actor's schema (`tasks.registry.PAYLOAD_TYPES`), exactly as the worker will decode it, so an
+edit cannot create a message that dies again: a message whose envelope is what is wrong cannot
+be fixed by an edit, and is refused. The history event keeps the payload before and after.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import ValidationError
-
+from shared.dead_letters import storable
 from shared.errors import InvalidMessage
-from shared.messages import describe_validation_error
+from shared.messages import decode_message
 from tasks.registry import PAYLOAD_TYPES
 
 
@@ -35,10 +35,10 @@ def edited_message(actor_name: str, message: dict[str, Any], new_payload_text: s
         raise InvalidMessage("the archived message has no envelope, so it cannot be re-driven after an edit")
     try:
         new_payload = json.loads(new_payload_text)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, RecursionError) as error:
         raise InvalidMessage(f"the new payload is not JSON: {error}") from error
-    try:
-        payload_type.model_validate(new_payload)
-    except ValidationError as error:
-        raise InvalidMessage(f"invalid payload: {describe_validation_error(error)}") from error
-    return message | {"kwargs": kwargs | {"payload": new_payload}}
+    if storable(new_payload) != new_payload:
+        raise InvalidMessage("the new payload holds a NUL character or an invalid surrogate")
+    new_kwargs = kwargs | {"payload": new_payload}
+    decode_message(payload_type, new_kwargs)
+    return message | {"kwargs": new_kwargs}

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from shared import archive
 from shared.archive_filter import Filter
 from shared.errors import InvalidMessage
+from workers.dlq.transfer_checks import checked_row
 
 _COLUMNS = [
     "message_id", "queue_name", "actor_name", "message", "exception_type", "reason", "traceback",
@@ -28,18 +29,7 @@ _COLUMNS = [
     "raw_body", "redrive_count", "last_redriven_at", "purged_at", "purged_by", "purged_from",
     "original_message", "edited_at",
 ]  # fmt: skip
-_REQUIRED = (
-    "message_id",
-    "queue_name",
-    "actor_name",
-    "message",
-    "exception_type",
-    "reason",
-    "host",
-    "status",
-)
 _JSON = ("message", "original_message")
-_TIMES = ("first_failed_at", "last_failed_at", "archived_at", "last_redriven_at", "purged_at", "edited_at")
 
 
 def export_lines(session: Session, where: Filter) -> Iterator[str]:
@@ -79,46 +69,41 @@ _EVENT = text(
 
 
 def import_lines(session: Session, lines: Iterable[str]) -> tuple[int, int]:
-    """Insert the messages of an export; returns (imported, already present)."""
+    """Insert the messages of an export; returns (imported, already present).
+
+    Every line is checked first (`transfer_checks.checked_row`): a bad one stops the import with
+    InvalidMessage naming it, and the caller's transaction rolls back the lines before it.
+    """
     session.execute(text("SET LOCAL circulate.archive_import = 'on'"))
     imported = skipped = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        row = _parse(number, line)
+        row = checked_row(number, _parse(number, line))
         if session.execute(_INSERT, _params(row)).scalar_one_or_none() is None:
             skipped += 1
             continue
         imported += 1
-        for event in row.get("events", []):
-            params = {"message_id": row["message_id"], "kind": event["kind"], "operator": event["operator"]}
-            at, detail = datetime.fromisoformat(event["at"]), json.dumps(event.get("detail", {}))
-            session.execute(_EVENT, params | {"at": at, "detail": detail})
+        for event in row["events"]:
+            detail = json.dumps(event["detail"])
+            session.execute(_EVENT, {"message_id": row["message_id"], **event, "detail": detail})
     return imported, skipped
 
 
-def _parse(number: int, line: str) -> dict[str, Any]:
+def _parse(number: int, line: str) -> Any:
     try:
-        row = json.loads(line)
-    except json.JSONDecodeError as error:
+        return json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as error:
         raise InvalidMessage(f"line {number} is not JSON: {error}") from error
-    missing = [name for name in _REQUIRED if not isinstance(row, dict) or row.get(name) is None]
-    if missing:
-        raise InvalidMessage(f"line {number} has no {', '.join(missing)}")
-    return dict(row)
 
 
 def _params(row: dict[str, Any]) -> dict[str, Any]:
+    """Insert parameters of a checked row; defaults for what an older export may lack."""
     params: dict[str, Any] = {name: row.get(name) for name in _COLUMNS}
     for name in _JSON:
         params[name] = json.dumps(params[name]) if params[name] is not None else None
-    if params["raw_body"] is not None:
-        params["raw_body"] = base64.b64decode(params["raw_body"])
-    for name in ("attempts", "redrive_count"):
-        params[name] = int(params[name] or 0) or (1 if name == "attempts" else 0)
-    for name in _TIMES:
-        if params[name] is not None:
-            params[name] = datetime.fromisoformat(params[name])
+    params["attempts"] = params["attempts"] or 1
+    params["redrive_count"] = params["redrive_count"] or 0
     for name in ("first_failed_at", "last_failed_at"):
         params[name] = params[name] or datetime.now().astimezone()
     params["recorded_by"] = params["recorded_by"] or "import"
