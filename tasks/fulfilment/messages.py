@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from shared.messages import Payload
+from shared.personal import Personal
 from shared.values import (
     Address,
     CountryCode,
@@ -31,9 +32,9 @@ class Party(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: PrintableLine = Field(min_length=1, max_length=100)
-    email: Email
-    name: PrintableLine = Field(min_length=1, max_length=200)
-    address: Address
+    email: Personal[Email]
+    name: Personal[PrintableLine] = Field(min_length=1, max_length=200)
+    address: Personal[Address]
 
 
 class PlaceOrder(Payload):

@@ -15,6 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.messages import Payload
+from shared.personal import Personal
 from shared.values import Email, PrintableLine
 from tasks.notifications.templates import AUDIENCES, REQUIRED_CONTEXT
 
@@ -30,8 +31,8 @@ class Recipient(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     user_id: PrintableLine = Field(min_length=1, max_length=100)
-    email: Email
-    name: PrintableLine = Field(min_length=1, max_length=200)
+    email: Personal[Email]
+    name: Personal[PrintableLine] = Field(min_length=1, max_length=200)
 
 
 class NotificationRequest(Payload):

@@ -12,6 +12,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from shared.messages import Payload
+from shared.personal import Personal
 from shared.values import Address, PrintableLine
 
 
@@ -20,8 +21,8 @@ class Contact(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: PrintableLine = Field(min_length=1, max_length=200)
-    address: Address
+    name: Personal[PrintableLine] = Field(min_length=1, max_length=200)
+    address: Personal[Address]
 
 
 class BuyLabel(Payload):
