@@ -6,7 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from workers.demo.facts import Facts, Transition
-from workers.demo.invariants import check_all, no_shipped_order_without_a_booked_capture
+from workers.demo.invariants import (
+    Refused,
+    check_all,
+    no_shipped_order_without_a_booked_capture,
+    requests_refused_at_the_edge,
+)
 
 AT = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -48,3 +53,26 @@ def test_orders_that_never_shipped_need_no_capture_for_this_check() -> None:
 def test_every_demo_run_checks_it() -> None:
     names = {check.name for check in check_all(_facts(SHIPPED, captures={}), planned_orders=1)}
     assert "no_shipped_order_without_a_booked_capture" in names
+
+
+def test_a_refused_request_answered_otherwise_or_stored_anyway_fails_the_edge_check() -> None:
+    facts = _facts([("o-3", None, "placed")], captures={})
+    answers: dict[str, str | None] = {"an unknown market": None, "an amount beyond int64": "HTTP 202"}
+    check = requests_refused_at_the_edge(facts, Refused(planned=2, answers=answers))
+    assert not check.ok
+    assert "an amount beyond int64: HTTP 202" in check.detail
+    stored = Refused(planned=1, answers={"an unknown market": None}, never_stored=frozenset({"o-3"}))
+    assert not requests_refused_at_the_edge(facts, stored).ok
+    assert requests_refused_at_the_edge(facts, Refused(planned=1, answers={"an unknown market": None})).ok
+
+
+def test_the_scenario_plans_one_refusal_of_each_documented_kind_the_same_for_the_same_seed() -> None:
+    from workers.demo.scenario import build_scenario
+
+    scenario = build_scenario(100, seed=7, now=AT)
+    assert {r.status for r in scenario.refusals} == {422, 409, 404}
+    assert {r.field for r in scenario.refusals if r.status == 422} == {
+        "currency", "market", "buyer.name", "seller.name", "placed_at", "item_price_minor",
+    }  # fmt: skip
+    assert len({r.order_id for r in scenario.refusals if r.after is None}) == 7
+    assert scenario == build_scenario(100, seed=7, now=AT)

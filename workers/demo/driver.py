@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, text
 
-from workers.demo.scenario import FINAL_STATES, PlannedOrder, Scenario
+from workers.demo.scenario import FINAL_STATES, PlannedOrder, Refusal, Scenario
 
 CONCURRENCY = 16
 POLL_INTERVAL_S = 0.2
@@ -45,6 +45,8 @@ class DriveResult:
     counts: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     stuck: list[dict[str, str]] = field(default_factory=list)
+    #: Each planned refusal's `what` -> None if the API refused it as expected, else what it said.
+    refusals: dict[str, str | None] = field(default_factory=dict)
 
 
 def _stuck(scenario: Scenario, states: dict[str, tuple[str, str | None]]) -> list[dict[str, str]]:
@@ -79,6 +81,8 @@ class Driver:
         # One driver, one run: the pool is shut down when the run ends.
         self._pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="demo")
         self._started = time.monotonic()
+        # Refusals that must wait until the order they are about was accepted (the 409).
+        self._after: dict[str, list[Refusal]] = {}
 
     def run(
         self,
@@ -93,6 +97,11 @@ class Driver:
         started = self._started = time.monotonic()
         pause = threading.Event()
         try:
+            for refusal in scenario.refusals:
+                if refusal.after is None:
+                    self._submit(self._refuse, refusal)
+                else:
+                    self._after.setdefault(refusal.after, []).append(refusal)
             for order in scenario.orders:
                 self._submit(self._post_order, order)
             while True:
@@ -150,6 +159,8 @@ class Driver:
                 self._refused.add(order.order_id)
             return
         self._count("orders_accepted")
+        for refusal in self._after.get(order.order_id, []):
+            self._refuse(refusal)
         if order.replay:
             again = self.api.post("/v1/orders", json=order.body, headers=headers)
             if self._expect(again, 202, f"replayed POST {order.order_id}"):
@@ -170,6 +181,20 @@ class Driver:
         )
         if self._expect(response, 202, f"cancel {order.order_id}"):
             self._count("cancels")
+
+    def _refuse(self, refusal: Refusal) -> None:
+        """Send a request the API must refuse, and note whether it answered as documented."""
+        response = self.api.post(refusal.path, json=refusal.body)
+        problem = None
+        if response.status_code != refusal.status:
+            problem = f"HTTP {response.status_code} {response.text[:200]}"
+        elif refusal.field is not None:
+            named = {item.get("field") for item in response.json().get("fields", [])}
+            if refusal.field not in named:
+                problem = f"422 without naming {refusal.field}: {response.text[:200]}"
+        with self._lock:
+            self.result.refusals[refusal.what] = problem
+        self._count("refused_at_the_edge" if problem is None else "refusals_not_as_documented")
 
     def _carrier_event(self, label_id: str, event: str) -> None:
         response = self.sandbox.post(f"/v1/sandbox/labels/{label_id}/events", json={"event": event})

@@ -13,7 +13,8 @@ What must hold is that the set of Message-IDs received is exactly the set record
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from workers.demo.facts import Facts
 from workers.demo.scenario import FINAL_STATES
@@ -39,8 +40,20 @@ class Check:
     detail: str
 
 
-def check_all(facts: Facts, *, planned_orders: int) -> list[Check]:
+@dataclass(frozen=True)
+class Refused:
+    """The requests the API had to refuse: how each was answered, and the orders that must not exist."""
+
+    planned: int
+    #: Each refusal's description -> None if answered as documented, else what the API said.
+    answers: Mapping[str, str | None] = field(default_factory=dict)
+    never_stored: frozenset[str] = frozenset()
+
+
+def check_all(facts: Facts, *, planned_orders: int, refused: Refused | None = None) -> list[Check]:
+    edge = [requests_refused_at_the_edge(facts, refused)] if refused is not None else []
     return [
+        *edge,
         all_orders_final(facts, planned_orders),
         one_label_per_shipped_order(facts),
         no_shipped_order_without_a_booked_capture(facts),
@@ -48,6 +61,21 @@ def check_all(facts: Facts, *, planned_orders: int) -> list[Check]:
         no_duplicate_effects(facts),
         notifications_complete(facts),
     ]
+
+
+def requests_refused_at_the_edge(facts: Facts, refused: Refused) -> Check:
+    """What a worker would refuse is refused by the API, as documented, and never stored."""
+    wrong = {what: problem for what, problem in refused.answers.items() if problem}
+    unanswered = refused.planned - len(refused.answers)
+    stored = sorted(refused.never_stored & facts.states_by_order.keys())
+    ok = not wrong and not unanswered and not stored
+    detail = (
+        f"{len(refused.answers) - len(wrong)}/{refused.planned} refused as documented; "
+        f"unanswered {unanswered}; refused orders stored anyway {len(stored)}"
+    )
+    if wrong:
+        detail += "; " + "; ".join(f"{what}: {problem}" for what, problem in list(wrong.items())[:3])
+    return Check("requests_refused_at_the_edge", ok, detail)
 
 
 def all_orders_final(facts: Facts, planned_orders: int) -> Check:

@@ -25,7 +25,7 @@ def render_text(report: dict[str, Any]) -> str:
         f"{s['double_buys']} double-buys, {s['cancellations_early']}+{s['cancellations_after_label']} "
         f"cancellations (early+after label), {s['invalid_addresses']} invalid addresses, "
         f"{s['http_replays']} HTTP replays, {s['resends_other_key']} resends under another key, "
-        f"{s['opt_outs']} opt-outs",
+        f"{s['opt_outs']} opt-outs, {s.get('refusals', 0)} requests the API must refuse",
     )
     add("Orders", " · ".join(f"{state} {n}" for state, n in report["orders_by_state"].items()) or "none")
     labels, carrier = report["labels"], report["labels"]["carrier"]

@@ -24,7 +24,7 @@ from shared.config import Settings
 from shared.db import build_engine
 from workers.demo.driver import Driver, DriveResult
 from workers.demo.facts import collect
-from workers.demo.invariants import check_all
+from workers.demo.invariants import Refused, check_all
 from workers.demo.prepare import prepare
 from workers.demo.report import build_report
 from workers.demo.scenario import Scenario
@@ -67,7 +67,12 @@ def run_demo(
                 if not wait_until_quiet(engine, settings, timeout_s=SETTLE_TIMEOUT_S):
                     drive.errors.append(f"still busy {SETTLE_TIMEOUT_S:.0f}s after the last order was final")
                 facts = collect(engine, sandbox=sandbox, maildir=stack.maildir)
-            checks = check_all(facts, planned_orders=len(scenario.orders))
+            refused = Refused(
+                planned=len(scenario.refusals),
+                answers=drive.refusals,
+                never_stored=frozenset(r.order_id for r in scenario.refusals if r.after is None),
+            )
+            checks = check_all(facts, planned_orders=len(scenario.orders), refused=refused)
             report = build_report(scenario, drive, facts, checks)
             if linger_s > 0:
                 if on_report is not None:

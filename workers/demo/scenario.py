@@ -11,14 +11,22 @@ busy marketplace sees them:
   refuses, so the order needs attention;
 - HTTP replays (~5%): the same POST again with the same Idempotency-Key, answered from the API's
   record; and a few resends under another key, which enqueue a second message the worker must skip;
-- opt-outs: a few buyers turned push off and a few sellers email, so some notifications are skipped.
+- opt-outs: a few buyers turned push off and a few sellers email, so some notifications are skipped;
+- refusals: one request of each kind the API must refuse (docs/orders-at-the-edge.md): a market
+  priced in another currency, an unknown market, a NUL in a name, a line break in a name, a
+  `placed_at` in year 10000, an amount beyond int64 (each a 422 naming the field), another body for
+  an order already accepted (409) and a cancellation of an order never placed (404). None of them
+  may ever reach a worker. They come from a random generator of their own, so adding them changed
+  no other twist of a seed.
 """
 
 from __future__ import annotations
 
+import copy
 import random
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -56,11 +64,31 @@ class PlannedOrder:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A request the API must refuse: what it is, where it goes, and the answer it must get."""
+
+    what: str
+    path: str
+    body: dict[str, Any]
+    status: int
+    #: The field a 422 must name; None for a 404 or a 409.
+    field: str | None = None
+    #: An order that must have been accepted first (the 409 is about its body).
+    after: str | None = None
+
+    @property
+    def order_id(self) -> str:
+        """The order the request is about; only `after`'s may ever exist."""
+        return str(self.body.get("order_id") or self.path.split("/")[3])
+
+
+@dataclass(frozen=True)
 class Scenario:
     seed: int
     #: In posting order; a double-buy comes right after the order it competes with.
     orders: tuple[PlannedOrder, ...]
     opt_outs: tuple[tuple[str, str], ...] = field(default=())
+    refusals: tuple[Refusal, ...] = field(default=())
 
     def planned(self) -> dict[str, int]:
         """How many of each twist, for the report."""
@@ -73,6 +101,7 @@ class Scenario:
             "http_replays": sum(o.replay for o in self.orders),
             "resends_other_key": sum(o.resend for o in self.orders),
             "opt_outs": len(self.opt_outs),
+            "refusals": len(self.refusals),
         }
 
 
@@ -98,7 +127,72 @@ def build_scenario(n: int, *, seed: int, now: datetime) -> Scenario:
         orders.append(first)
         if index in doubled:
             orders.append(_second_buyer(rng, first))
-    return Scenario(seed=seed, orders=tuple(orders), opt_outs=_opt_outs(rng, orders))
+    refusals = _refusals(random.Random(f"refusals-{seed}"), orders)
+    return Scenario(seed=seed, orders=tuple(orders), opt_outs=_opt_outs(rng, orders), refusals=refusals)
+
+
+def _refusals(rng: random.Random, orders: list[PlannedOrder]) -> tuple[Refusal, ...]:
+    """One hostile variant of each kind, built on a plain order that ships (fresh ids)."""
+    plain = [o for o in orders if plan_is_plain(o)]
+    if not plain:
+        return ()
+    template = rng.choice(plain)
+
+    def variant(what: str, field_: str, change: Callable[[dict[str, Any]], None]) -> Refusal:
+        body = copy.deepcopy(template.body)
+        body["order_id"], body["listing_id"] = str(_uuid(rng)), str(_uuid(rng))
+        change(body)
+        return Refusal(what, "/v1/orders", body, 422, field_)
+
+    def set_(path: tuple[str, ...], value: Any) -> Callable[[dict[str, Any]], None]:
+        def change(body: dict[str, Any]) -> None:
+            target = body
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value(target[path[-1]]) if callable(value) else value
+
+        return change
+
+    foreign = "USD" if template.body["currency"] != "USD" else "GBP"
+    return (
+        variant("a market priced in another currency", "currency", set_(("currency",), foreign)),
+        variant("an unknown market", "market", set_(("market",), "ZZ")),
+        variant(
+            "a NUL byte in the buyer's name", "buyer.name", set_(("buyer", "name"), lambda n: f"{n}\x00")
+        ),
+        variant(
+            "a line break in the seller's name",
+            "seller.name",
+            set_(("seller", "name"), lambda n: f"{n}\r\nX"),
+        ),
+        variant("a placed_at in year 10000", "placed_at", set_(("placed_at",), "9999-12-31T23:00:00-05:00")),
+        variant("an amount beyond int64", "item_price_minor", set_(("item_price_minor",), 2**63)),
+        Refusal(
+            "another body for an accepted order",
+            "/v1/orders",
+            {**template.body, "item_price_minor": template.body["item_price_minor"] + 100},
+            409,
+            after=template.order_id,
+        ),
+        Refusal(
+            "a cancellation of an order never placed",
+            f"/v1/orders/{_uuid(rng)}/cancel",
+            {"reason": "buyer_request"},
+            404,
+        ),
+    )
+
+
+def plan_is_plain(order: PlannedOrder) -> bool:
+    """No twist at all: the order is simply shipped and delivered."""
+    twists = (
+        order.cancel,
+        order.invalid_address,
+        order.double_of,
+        order.replay or None,
+        order.resend or None,
+    )
+    return all(twist is None for twist in twists)
 
 
 def _take(pool: list[int], k: int) -> list[int]:
