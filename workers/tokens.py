@@ -83,12 +83,6 @@ def caller_for(session: Session, token: str) -> Caller | None:
     return None if row is None else Caller(row.service, frozenset(row.scopes))
 
 
-def service_for(session: Session, token: str) -> str | None:
-    """The calling service a presented token belongs to, or None if unknown or revoked."""
-    caller = caller_for(session, token)
-    return None if caller is None else caller.service
-
-
 def revoke_tokens(session: Session, service: str) -> int:
     tokens = session.scalars(
         select(ApiToken).where(ApiToken.service == service, ApiToken.revoked_at.is_(None))
