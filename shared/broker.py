@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dramatiq
+import pika
 from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
 from dramatiq.common import current_millis, dq_name, q_name, xq_name
 from dramatiq.encoder import Encoder, MessageData
@@ -266,11 +267,33 @@ class CirculateBroker(RabbitmqBroker):
             arguments["x-delivery-limit"] = self.delivery_limit
         return arguments
 
-    def _declare_dq_queue(self, queue_name: str) -> Any:
-        """A `.DQ` without a delivery limit: a delayed message handed back is not poison."""
+    def delay_queue_arguments(self, queue_name: str) -> dict[str, Any]:
         arguments = self._build_queue_arguments(queue_name)
         arguments.pop("x-delivery-limit", None)
-        return self.channel.queue_declare(queue=dq_name(queue_name), durable=True, arguments=arguments)
+        return arguments
+
+    def _declare_dq_queue(self, queue_name: str) -> Any:
+        """A `.DQ` without a delivery limit: a delayed message handed back is not poison.
+
+        A `.DQ` declared by an earlier version (with the limit) makes RabbitMQ refuse the new
+        arguments. A worker then uses it as it is and says so (an eta beyond the bound that it
+        delivers is moved to the schedule all the same); `circulate setup` replaces it
+        (`shared.topology.replace_stale_delay_queues`).
+        """
+        arguments = self.delay_queue_arguments(queue_name)
+        name = dq_name(queue_name)
+        try:
+            return self.channel.queue_declare(queue=name, durable=True, arguments=arguments)
+        except pika.exceptions.ChannelClosedByBroker as error:
+            if error.reply_code != 406:
+                raise
+        del self.channel
+        logger.warning(
+            "%s was declared by an earlier version with a delivery limit; using it as it is until "
+            "`circulate setup` replaces it (with the workers stopped)",
+            name,
+        )
+        return self.channel.queue_declare(queue=name, passive=True)
 
     def _declare_xq_queue(self, queue_name: str) -> Any:
         arguments = {"x-queue-type": "quorum"} if self.queue_type == "quorum" else {}

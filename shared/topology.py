@@ -7,13 +7,24 @@ no-op when the arguments agree.
 
 from __future__ import annotations
 
+import logging
+import time
 from urllib.parse import quote
 
+import dramatiq
 import httpx
+import pika
+from dramatiq.common import dq_name, xq_name
+from sqlalchemy.orm import Session, sessionmaker
 
-from shared.broker import build_broker
-from shared.config import Settings
+from shared.broker import UNDECODABLE_ACTOR, StrictJSONEncoder, build_broker
+from shared.config import QUEUES, Settings
 from shared.errors import ConfigurationError
+from shared.options import REJECTED
+from shared.schedule import schedule_message
+
+logger = logging.getLogger(__name__)
+Channel = pika.adapters.blocking_connection.BlockingChannel
 
 
 def management_client(settings: Settings) -> httpx.Client:
@@ -55,3 +66,72 @@ def declare_queues(settings: Settings) -> list[str]:
         return broker.declare_topology()
     finally:
         broker.close()
+
+
+def replace_stale_delay_queues(settings: Settings, sessions: sessionmaker[Session]) -> dict[str, int]:
+    """Replace each `.DQ` an earlier version declared with a delivery limit; returns moved counts.
+
+    RabbitMQ cannot change a queue's arguments, and quorum queues cannot be deleted "if empty",
+    so with the workers stopped (no consumer on the queue, else ConfigurationError) each delayed
+    message is moved to the PostgreSQL schedule, due at its eta, before the queue is deleted and
+    declared anew. A body that is not a Dramatiq message, or has bad options, goes to the `.XQ`
+    as it is, where the sweeper archives it.
+    """
+    broker = build_broker(settings)
+    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    moved: dict[str, int] = {}
+    try:
+        for queue in QUEUES:
+            name, arguments = dq_name(queue), broker.delay_queue_arguments(queue)
+            if _declares(connection, name, arguments):
+                continue
+            channel = connection.channel()
+            if channel.queue_declare(name, passive=True).method.consumer_count:
+                raise ConfigurationError(
+                    f"{name} was declared by an earlier version with a delivery limit and workers "
+                    "still consume it; stop the workers and run `circulate setup` again"
+                )
+            moved[name] = _move_to_schedule(channel, queue, sessions)
+            channel.queue_delete(name)
+            channel.queue_declare(name, durable=True, arguments=arguments)
+            logger.warning("replaced %s; %d delayed message(s) moved to the schedule", name, moved[name])
+            channel.close()
+    finally:
+        connection.close()
+        broker.close()
+    return moved
+
+
+def _declares(connection: pika.BlockingConnection, name: str, arguments: dict[str, object]) -> bool:
+    channel = connection.channel()
+    try:
+        channel.queue_declare(name, durable=True, arguments=arguments)
+    except pika.exceptions.ChannelClosedByBroker as error:
+        if error.reply_code != 406:
+            raise
+        return False
+    channel.close()
+    return True
+
+
+def _move_to_schedule(
+    channel: pika.adapters.blocking_connection.BlockingChannel, queue: str, sessions: sessionmaker[Session]
+) -> int:
+    encoder = StrictJSONEncoder()
+    moved = 0
+    while True:
+        method, properties, body = channel.basic_get(dq_name(queue), auto_ack=False)
+        if method is None:
+            return moved
+        fields = encoder.decode(body)
+        if fields["actor_name"] == UNDECODABLE_ACTOR or REJECTED in fields["options"]:
+            channel.basic_publish("", xq_name(queue), body, properties)
+        else:
+            options = {k: v for k, v in fields["options"].items() if k != "eta"}
+            eta = fields["options"].get("eta")
+            message: dramatiq.Message[object] = dramatiq.Message(
+                **{**fields, "queue_name": queue, "options": options}
+            )
+            schedule_message(sessions, message, int(eta) if eta else int(time.time() * 1000))
+            moved += 1
+        channel.basic_ack(method.delivery_tag)

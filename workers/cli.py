@@ -41,9 +41,10 @@ def migrate() -> None:
 @main.command()
 def setup() -> None:
     """Create the database if missing, migrate it, create the vhost and declare every queue."""
+    from shared.db import build_engine, build_sessionmaker
     from shared.migrate import create_database_if_missing
     from shared.migrate import migrate as run_migrations
-    from shared.topology import declare_queues, ensure_vhost
+    from shared.topology import declare_queues, ensure_vhost, replace_stale_delay_queues
 
     settings = _settings()
     try:
@@ -51,10 +52,19 @@ def setup() -> None:
         run_migrations(settings)
         ensure_vhost(settings)
         queues = declare_queues(settings)
+        engine = build_engine(settings, pool_size=1)
+        try:
+            replaced = replace_stale_delay_queues(settings, build_sessionmaker(engine))
+        finally:
+            engine.dispose()
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"database {'created and ' if created else ''}migrated")
     click.echo(f"vhost {settings.amqp_vhost!r}: declared {', '.join(queues)}")
+    for name, moved in replaced.items():
+        click.echo(
+            f"replaced {name} (declared with a delivery limit); {moved} message(s) moved to the schedule"
+        )
 
 
 @main.command()
