@@ -143,3 +143,16 @@ def test_a_cancel_for_an_accepted_order_is_queued(api, runtime):
     cancel = api.post(f"/v1/orders/{body['order_id']}/cancel", json={"reason": "buyer_request"})
     assert cancel.status_code == 202
     assert _outbox_count(runtime) == 2
+
+
+def test_a_second_cancel_with_another_reason_is_a_409_and_the_same_one_is_accepted_again(api, runtime):
+    # The cancel's message key is per order, so another reason would be dead-lettered downstream.
+    body = order_body()
+    assert api.post("/v1/orders", json=body).status_code == 202
+    cancel = f"/v1/orders/{body['order_id']}/cancel"
+    assert api.post(cancel, json={"reason": "changed my mind"}).status_code == 202
+    conflict = api.post(cancel, json={"reason": "found it cheaper"})
+    assert conflict.status_code == 409, conflict.text
+    assert conflict.json()["error"] == "cancel_conflict"
+    assert api.post(cancel, json={"reason": "changed my mind"}).status_code == 202
+    assert _outbox_count(runtime) == 3

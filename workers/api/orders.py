@@ -157,11 +157,17 @@ def cancel_order(
     traceparent: TraceParent = None,
 ) -> JSONResponse:
     """Ask for a cancellation; fulfilment refuses it if the parcel has already shipped."""
-    reason = body.reason if body else "buyer_request"
+    payload = CancelOrder(order_id=order_id, reason=body.reason if body else "buyer_request")
 
     def admit(session: Session) -> None:
-        if not accepted.is_accepted(session, order_id):
+        digest = content_hash(payload.kind, payload)
+        acceptance = accepted.accept_cancel(session, order_id=order_id, digest=digest)
+        if acceptance is None:
             raise ApiError(404, "not_found", f"no order {order_id} was accepted by this API")
+        if acceptance is accepted.Acceptance.CONFLICT:
+            raise ApiError(
+                409, "cancel_conflict", f"order {order_id} already has a cancellation with another reason"
+            )
 
     return _accept(
         request,
@@ -170,7 +176,7 @@ def cancel_order(
         http_key=idempotency_key,
         correlation_id=correlation_id,
         traceparent=traceparent,
-        payload=CancelOrder(order_id=order_id, reason=reason),
+        payload=payload,
         message_key=f"order-cancel:{order_id}",
         order_id=order_id,
         admit=admit,
