@@ -24,7 +24,6 @@ MAX_VALUE_CHARS = 8192
 
 _LOCAL = frozenset(string.ascii_letters + string.digits + ".!#$%&'*+/=?^_`{|}~-")
 _DOMAIN = frozenset(string.ascii_letters + string.digits + "-.")
-_LETTERS = frozenset(string.ascii_letters)
 
 
 @dataclass
@@ -76,10 +75,10 @@ def email_spans(text: str, cost: Cost | None = None) -> list[tuple[int, int]]:
         start = at
         # Neither walk crosses another `@` (it is in neither set), so the walks between two
         # consecutive `@` never overlap: each character is walked at most twice.
-        while start > 0 and text[start - 1] in _LOCAL:
+        while start > 0 and _in(text[start - 1], _LOCAL):
             start -= 1
         end = at + 1
-        while end < len(text) and text[end] in _DOMAIN:
+        while end < len(text) and _in(text[end], _DOMAIN):
             end += 1
         cost.scanned += (at - start) + (end - at)
         domain = text[at + 1 : end].rstrip(".")
@@ -91,12 +90,15 @@ def email_spans(text: str, cost: Cost | None = None) -> list[tuple[int, int]]:
     return spans
 
 
+def _in(char: str, ascii_set: frozenset[str]) -> bool:
+    """In the ASCII set, or a non-ASCII letter or digit (internationalised addresses: jöe@exämple.de)."""
+    return char in ascii_set or (char > "\x7f" and char.isalnum())
+
+
 def _is_domain(domain: str) -> bool:
     """A first label, then a dot and two letters somewhere (`x.com`, `mail.example.co.uk`)."""
     labels = domain.split(".")
-    return bool(labels[0]) and any(
-        len(label) >= 2 and label[0] in _LETTERS and label[1] in _LETTERS for label in labels[1:]
-    )
+    return bool(labels[0]) and any(len(label) >= 2 and label[:2].isalpha() for label in labels[1:])
 
 
 def replace_spans(text: str, spans: list[tuple[int, int]], replacement: str) -> str:

@@ -1,44 +1,95 @@
-"""Masking what the console renders: addresses, contact details, tokens and card numbers.
+"""Masking what the console renders: personal fields, contact details, tokens and card numbers.
 
-Operators need the shape of a dead message and the field that broke it, not the buyer's home
-address. Values under keys that name personal or secret data are replaced whole (an `address`
-object disappears with everything in it); in any other text, e-mail addresses and card-like digit
-runs are masked too, because reasons and tracebacks quote input values. The raw body an
-undecodable message carries (`raw`) is hidden whole: nobody knows what it holds. The CLI is not masked:
-whoever runs it already has the database. Pure functions.
+Operators need the shape of a dead message and the field that broke it, not the buyer's name or
+home address. A value is replaced whole (an `address` object disappears with everything in it)
+when its key is
+
+- the key of a field some payload schema marks `Personal` (`shared.personal`: name, email,
+  address ...), read from the schemas in `tasks.registry`, never listed here; the key matches
+  exactly, so `actor_name` or `company_name` stay;
+- or a key that names secret or contact data by itself (token, password, card, phone, iban ...),
+  for fields no schema describes.
+
+Reasons and tracebacks quote input values, so free text is scrubbed too: every value masked in
+the message (`personal_values`) is masked wherever it appears in the text, as are e-mail
+addresses and card-like digit runs. The raw body an undecodable message carries (`raw`) is
+hidden whole: nobody knows what it holds. Every pass is linear in the text (`shared.redaction`).
+The CLI is not masked: whoever runs it already has the database. Pure functions.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-MASK = "•••"
+from shared.personal import personal_names
+from shared.redaction import email_spans, replace_spans
+from tasks.registry import PAYLOAD_TYPES
 
+MASK = "•••"
+#: Shorter values are not searched for in free text: "GB" or "Al" would mask half a traceback.
+MIN_QUOTED_CHARS = 3
+
+PERSONAL_KEYS = personal_names(PAYLOAD_TYPES.values())
 _SENSITIVE_KEY = re.compile(
     r"address|line\d|street|postcode|post_code|zip|email|phone|token|secret|password|passwd|api_?key"
     r"|authorization|cookie|card|iban|account_number|sort_code|(?:^|[_\-.])(?:pan|cvc|cvv)(?:$|[_\-.])|^raw$",
     re.IGNORECASE,
 )
-_EMAIL = re.compile(r"[^@\s'\"<>(),;:]+@[^@\s'\"<>(),;:]+\.[A-Za-z]{2,}")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 
 
 def is_sensitive(key: str) -> bool:
-    return bool(_SENSITIVE_KEY.search(key))
+    return key in PERSONAL_KEYS or bool(_SENSITIVE_KEY.search(key))
 
 
-def mask(value: Any) -> Any:
-    """A copy of a JSON value with sensitive keys replaced and free text scrubbed."""
+def mask(value: Any, quoted: Iterable[str] = ()) -> Any:
+    """A copy of a JSON value with personal and sensitive keys replaced and free text scrubbed.
+
+    `quoted` (see `scrub`) are values to mask in the remaining text as well.
+    """
+    quoted = tuple(quoted)
     if isinstance(value, dict):
-        return {key: MASK if is_sensitive(str(key)) else mask(item) for key, item in value.items()}
+        return {key: MASK if is_sensitive(str(key)) else mask(item, quoted) for key, item in value.items()}
     if isinstance(value, list):
-        return [mask(item) for item in value]
+        return [mask(item, quoted) for item in value]
     if isinstance(value, str):
-        return scrub(value)
+        return scrub(value, quoted)
     return value
 
 
-def scrub(text: str) -> str:
-    """Free text (a reason, a traceback) with e-mail addresses and card-like numbers masked."""
-    return _CARD.sub(MASK + " card", _EMAIL.sub(MASK + "@" + MASK, text))
+def personal_values(message: Any) -> list[str]:
+    """Every text `mask` hides in `message`, as it may be quoted: plain, Python repr and JSON.
+
+    Longest first, so a name is masked before a part of it is.
+    """
+    found: set[str] = set()
+    for text in _masked_texts(message):
+        for form in (text, repr(text)[1:-1], json.dumps(text)[1:-1]):
+            if len(form.strip()) >= MIN_QUOTED_CHARS:
+                found.add(form)
+    return sorted(found, key=len, reverse=True)
+
+
+def _masked_texts(value: Any, *, hidden: bool = False) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _masked_texts(item, hidden=hidden or is_sensitive(str(key)))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _masked_texts(item, hidden=hidden)
+    elif hidden and isinstance(value, str | int) and not isinstance(value, bool):
+        yield str(value)
+
+
+def scrub(text: str, quoted: Iterable[str] = ()) -> str:
+    """Free text (a reason, a traceback) with `quoted` values, e-mails and card numbers masked.
+
+    `quoted` is what `personal_values` found in the message the text is about.
+    """
+    for value in quoted:
+        text = text.replace(value, MASK)
+    text = replace_spans(text, email_spans(text), MASK + "@" + MASK)
+    return _CARD.sub(MASK + " card", text)

@@ -169,6 +169,7 @@ class ConsolePages:
         with self.state.sessions() as db:
             found, total = archive.messages(db, where, limit=200), archive.count(db, where)
         context = {"messages": found, "total": total, "where": where.describe(), "scrub": masking.scrub}
+        context["quoted"] = masking.personal_values
         return self._page(request, "messages.html", session, user=user, **context)
 
     def message(self, request: Request, message_id: str) -> Response:
@@ -177,14 +178,16 @@ class ConsolePages:
             found, history = archive.message(db, message_id), archive.events(db, message_id)
         if found is None:
             raise Denied(404, f"No archived message {message_id}.")
+        quoted = masking.personal_values(found.message)
         shown = {
             "message_json": json.dumps(
-                masking.mask(found.message), indent=2, sort_keys=True, ensure_ascii=False
+                masking.mask(found.message, quoted), indent=2, sort_keys=True, ensure_ascii=False
             ),
-            "traceback": masking.scrub(found.traceback or "(none recorded)"),
-            "reason": masking.scrub(found.reason),
+            "traceback": masking.scrub(found.traceback or "(none recorded)", quoted),
+            "reason": masking.scrub(found.reason, quoted),
             "history": [
-                (e, json.dumps(masking.mask(e.detail), sort_keys=True, ensure_ascii=False)) for e in history
+                (e, json.dumps(masking.mask(e.detail, quoted), sort_keys=True, ensure_ascii=False))
+                for e in history
             ],
         }
         return self._page(request, "message.html", session, user=user, m=found, **shown)
