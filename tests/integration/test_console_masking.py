@@ -63,3 +63,13 @@ def test_a_dead_message_page_masks_names_and_addresses_everywhere(console, clean
         for personal in (NAME, LINE1, CITY, "buyer-1@example.com"):
             assert personal not in shown
     assert "psycopg.errors.DataError" in page.text and "buyer-1" in page.text
+
+
+def test_the_failure_groups_page_masks_names_and_addresses_in_reasons(console, clean_db):
+    _dead_order(clean_db)
+
+    page = console.get("/console/groups")
+
+    assert page.status_code == 200 and "value too long" in page.text
+    for personal in (NAME, "Grimmauld Place"):
+        assert personal not in page.text

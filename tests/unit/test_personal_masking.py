@@ -87,3 +87,12 @@ def test_the_personal_fields_are_read_from_the_schemas_not_from_a_second_list():
     assert ("buyer", "id") not in personal_paths(PlaceOrder)
     assert {("ship_to", "name"), ("ship_to", "address")} <= personal_paths(BuyLabel)
     assert personal_paths(Contact) == {("phone",)}
+
+
+def test_a_group_reason_with_numbers_normalised_is_masked_with_the_values_normalised_alike():
+    message = _dead_message(order_body(buyer=_buyer()))
+    normalised = "value too long for 'Jane Doe' at '<n> Acacia Avenue', KT<n> <n>JZ"
+
+    scrubbed = masking.scrub(normalised, masking.group_values([message]))
+
+    assert "Jane" not in scrubbed and "Acacia" not in scrubbed and "JZ" not in scrubbed

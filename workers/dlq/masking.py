@@ -73,6 +73,25 @@ def personal_values(message: Any) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
+def group_values(messages: Iterable[Any]) -> list[str]:
+    """`personal_values` of `messages` as a group's normalised reason spells them.
+
+    The archive normalises reasons into groups (ids to `<uuid>`, `<hex>`, digits to `<n>`, see
+    the `dead_letter_normalise` SQL function); the same steps are applied to the values here.
+    """
+    found = {_normalise(value) for message in messages for value in personal_values(message)}
+    return sorted((value for value in found if len(value.strip()) >= MIN_QUOTED_CHARS), key=len, reverse=True)
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+_HEX = re.compile(r"\b(?=[0-9a-f]*[0-9])[0-9a-f]{8,}\b", re.IGNORECASE)
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _normalise(value: str) -> str:
+    return _DIGITS.sub("<n>", _HEX.sub("<hex>", _UUID.sub("<uuid>", value)))
+
+
 def _masked_texts(value: Any, *, hidden: bool = False) -> Iterator[str]:
     if isinstance(value, dict):
         for key, item in value.items():

@@ -161,7 +161,14 @@ class ConsolePages:
         where = self._where(request)
         with self.state.sessions() as db:
             found = archive.groups(db, where)
-        return self._page(request, "groups.html", session, user=user, groups=found, scrub=masking.scrub)
+            # A group's reason quotes the values of its messages; one message's values mask it.
+            samples = {
+                g.group_key: archive.messages(db, Filter(group=g.group_key, status="all"), limit=1)
+                for g in found
+            }
+        quoted = {key: masking.group_values(m.message for m in rows) for key, rows in samples.items()}
+        context = {"groups": found, "scrub": masking.scrub, "quoted": quoted}
+        return self._page(request, "groups.html", session, user=user, **context)
 
     def messages(self, request: Request) -> Response:
         user, session = signed_in(request, self.state)
