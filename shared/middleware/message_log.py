@@ -116,8 +116,15 @@ def _ms(seconds: float | None) -> float | None:
     return round(seconds * 1000, 1) if seconds is not None else None
 
 
+#: Longer than any spelling of a UUID (`urn:uuid:{...}`): not parsed, so its size costs nothing.
+_MAX_UUID_CHARS = 50
+
+
 def _uuid(value: Any) -> str | None:
+    """The UUID `value` spells; only short text is parsed, nothing else is ever rendered."""
+    if not isinstance(value, str) or len(value) > _MAX_UUID_CHARS:
+        return None
     try:
-        return str(uuid.UUID(str(value))) if value is not None else None
+        return str(uuid.UUID(value))
     except ValueError:
         return None

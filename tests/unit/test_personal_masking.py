@@ -96,3 +96,13 @@ def test_a_group_reason_with_numbers_normalised_is_masked_with_the_values_normal
     scrubbed = masking.scrub(normalised, masking.group_values([message]))
 
     assert "Jane" not in scrubbed and "Acacia" not in scrubbed and "JZ" not in scrubbed
+
+
+def test_a_message_with_more_personal_values_than_can_be_searched_hides_the_text_whole():
+    crowd = [{"name": f"Person number {index}"} for index in range(5_000)]
+    quoted = masking.personal_values({"kwargs": {"payload": {"people": crowd}}})
+
+    scrubbed = masking.scrub("failed for Person number 17 " * 1_000, quoted)
+
+    assert "Person" not in scrubbed
+    assert scrubbed == masking.TOO_MANY_VALUES

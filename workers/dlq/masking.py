@@ -31,6 +31,10 @@ from tasks.registry import PAYLOAD_TYPES
 MASK = "•••"
 #: Shorter values are not searched for in free text: "GB" or "Al" would mask half a traceback.
 MIN_QUOTED_CHARS = 3
+#: Free text is searched once per value; a message holding more values than this (a payload
+#: built to make the console slow) has its free text hidden whole instead.
+MAX_QUOTED_VALUES = 300
+TOO_MANY_VALUES = f"{MASK} (hidden: the message holds more personal values than the console searches)"
 
 PERSONAL_KEYS = personal_names(PAYLOAD_TYPES.values())
 _SENSITIVE_KEY = re.compile(
@@ -108,6 +112,9 @@ def scrub(text: str, quoted: Iterable[str] = ()) -> str:
 
     `quoted` is what `personal_values` found in the message the text is about.
     """
+    quoted = tuple(quoted)
+    if len(quoted) > MAX_QUOTED_VALUES:
+        return TOO_MANY_VALUES
     for value in quoted:
         text = text.replace(value, MASK)
     text = replace_spans(text, email_spans(text), MASK + "@" + MASK)
