@@ -192,3 +192,10 @@ def test_list_refuses_an_age_beyond_the_calendar(settings, db, age):
 def test_the_filter_refuses_a_nul_the_console_might_pass_on(settings, db):
     with pytest.raises(ValueError, match="NUL"):
         Filter(text="a\x00b")
+
+
+@pytest.mark.parametrize("rate", ["nan", "inf"])
+def test_redrive_refuses_a_rate_that_is_not_a_finite_number(settings, db, rate):
+    message_id = dead_order(db)
+
+    assert_refused(invoke(settings, "redrive", message_id, "--rate", rate, "--yes"), "--rate")

@@ -7,6 +7,7 @@ forgotten option never re-drives or purges the whole archive.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,13 @@ def sweep(dlq: DlqContext, loop: bool, interval: float) -> None:
     click.echo(sweeper.sweep_once(dlq.settings, dlq.sessions).summary())
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """FloatRange lets `nan` and `inf` through; neither is a rate."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter("must be a finite number", ctx=ctx, param=param)
+    return value
+
+
 def _selection(message_id: str | None, everything: bool, options: dict[str, Any]) -> Filter:
     where = build_filter(message_id, **options)
     if where.is_empty() and not everything:
@@ -55,7 +63,9 @@ def _selection(message_id: str | None, everything: bool, options: dict[str, Any]
 @filter_options
 @click.option("--all", "everything", is_flag=True, help="Allow an empty filter: every dead message.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be re-driven.")
-@click.option("--rate", type=click.FloatRange(min=0.1), help="At most N messages per second.")
+@click.option(
+    "--rate", type=click.FloatRange(min=0.1), callback=_finite, help="At most N messages per second."
+)
 @click.option("--limit", type=click.IntRange(min=1, max=MAX_LIMIT), help="At most N messages.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @operator_option
