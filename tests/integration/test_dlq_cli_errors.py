@@ -84,7 +84,17 @@ def test_list_refuses_a_limit_beyond_what_it_can_show(settings, db):
     assert_refused(invoke(settings, "list", "--limit", str(10**30)), "--limit")
 
 
-@pytest.mark.parametrize("command", [["list", "--text"], ["list", "--queue"], ["show"], ["edit"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["list", "--text"],
+        ["list", "--queue"],
+        ["show"],
+        ["edit"],
+        ["user", "remove"],
+        ["purge", "--all", "--operator"],
+    ],
+)
 def test_a_nul_in_an_argument_is_refused_with_one_line(settings, db, command):
     assert_refused(invoke(settings, *command, "a\x00b"), "NUL")
 

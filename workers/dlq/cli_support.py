@@ -132,7 +132,11 @@ def _default_operator() -> str:
 def operator_option(function: F) -> F:
     """`--operator NAME` (default: the login name), recorded in the audit log as who acted."""
     return click.option(
-        "--operator", default=_default_operator, show_default="$USER", help="Who acts, for the audit log."
+        "--operator",
+        type=TEXT,
+        default=_default_operator,
+        show_default="$USER",
+        help="Who acts, for the audit log.",
     )(function)
 
 

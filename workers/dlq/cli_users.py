@@ -6,7 +6,7 @@ import click
 
 from workers.dlq import users
 from workers.dlq.actions import audited
-from workers.dlq.cli_support import DlqContext, cli_operator, operator_option, pass_dlq, print_table
+from workers.dlq.cli_support import TEXT, DlqContext, cli_operator, operator_option, pass_dlq, print_table
 
 
 @click.group()
@@ -15,7 +15,7 @@ def user() -> None:
 
 
 @user.command("add")
-@click.argument("name")
+@click.argument("name", type=TEXT)
 @click.option("--role", type=click.Choice(users.ROLES), default="viewer", show_default=True)
 @click.password_option(help="Asked for when not given (never pass it on a shared machine's command line).")
 @operator_option
@@ -33,7 +33,7 @@ def add(dlq: DlqContext, name: str, role: str, password: str, operator: str) -> 
 
 
 @user.command("remove")
-@click.argument("name")
+@click.argument("name", type=TEXT)
 @operator_option
 @pass_dlq
 def remove(dlq: DlqContext, name: str, operator: str) -> None:
