@@ -72,9 +72,21 @@ def probe(broker: CirculateBroker) -> Probe:
     return probe
 
 
-def send(settings: Any, *, options: dict[str, Any] | None = None, timestamp_ms: int | None = None) -> str:
-    """Publish a probe message as a producer would (raw JSON, its own options); returns its id."""
+def send(
+    settings: Any,
+    *,
+    options: dict[str, Any] | None = None,
+    timestamp_ms: int | None = None,
+    probe: Probe | None = None,
+    plan: list[str] | None = None,
+) -> str:
+    """Publish a probe message as a producer would (raw JSON, its own options); returns its id.
+
+    The probe's plan for the message is set before it is published: a worker may take it at once.
+    """
     message_id = str(uuid.uuid4())
+    if probe is not None and plan is not None:
+        probe.plan[message_id] = plan
     body = {
         "queue_name": "fulfilment",
         "actor_name": PROBE,
@@ -101,8 +113,7 @@ def scheduled_row(runtime: Runtime, message_id: str) -> OutboxRow | None:
 def test_a_large_negative_retries_option_is_dead_lettered_with_its_reason_instead_of_looping(
     settings, broker, worker, runtime, probe
 ):
-    message_id = send(settings, options={"retries": -1_000_000})
-    probe.plan[message_id] = ["transient"]
+    message_id = send(settings, options={"retries": -1_000_000}, probe=probe, plan=["transient"])
 
     dead = wait_until(lambda: dead_letter(runtime, message_id))
 
@@ -115,8 +126,7 @@ def test_a_large_negative_retries_option_is_dead_lettered_with_its_reason_instea
 def test_a_retries_option_that_is_not_an_integer_is_dead_lettered_not_acked_away(
     settings, broker, worker, runtime, probe
 ):
-    message_id = send(settings, options={"retries": "three"})
-    probe.plan[message_id] = ["transient"]
+    message_id = send(settings, options={"retries": "three"}, probe=probe, plan=["transient"])
 
     dead = wait_until(lambda: dead_letter(runtime, message_id))
 
@@ -156,8 +166,9 @@ def test_every_kept_option_is_checked_for_type_and_range(settings, broker, worke
 def test_options_outside_the_allowlist_are_dropped_and_the_retry_budget_stays_the_workers(
     settings, broker, worker, runtime, probe
 ):
-    message_id = send(settings, options={"max_retries": 1000, "on_retry_exhausted": PROBE})
-    probe.plan[message_id] = ["transient"]
+    message_id = send(
+        settings, options={"max_retries": 1000, "on_retry_exhausted": PROBE}, probe=probe, plan=["transient"]
+    )
 
     dead = wait_until(lambda: dead_letter(runtime, message_id))
 
@@ -201,8 +212,7 @@ def test_a_retry_delay_beyond_the_broker_bound_goes_to_the_schedule_not_to_the_d
     settings, broker, worker, runtime, probe
 ):
     delay_ms = settings.broker_delay_max_ms + 600_000
-    message_id = send(settings)
-    probe.plan[message_id] = [f"retry-in:{delay_ms}", "ok"]
+    message_id = send(settings, probe=probe, plan=[f"retry-in:{delay_ms}", "ok"])
 
     row = wait_until(lambda: scheduled_row(runtime, message_id))
 
@@ -250,8 +260,7 @@ def test_a_middleware_hook_that_raises_never_acks_a_message_away(
 ):
     broker.add_middleware(ExplodingHook(hook))
     old = 1_000 if hook == "after_skip_message" else None
-    message_id = send(settings, timestamp_ms=old)
-    probe.plan[message_id] = HOOK_SCENARIOS[hook]
+    message_id = send(settings, timestamp_ms=old, probe=probe, plan=HOOK_SCENARIOS[hook])
 
     def settled() -> bool:
         done = probe.succeeded.get(message_id, 0) == 1
@@ -276,8 +285,7 @@ def test_a_retry_that_cannot_be_published_is_dead_lettered_not_acked_away(
         return publish(message, delay=delay)
 
     monkeypatch.setattr(broker, "enqueue", enqueue_without_retries)
-    message_id = send(settings)
-    probe.plan[message_id] = ["transient", "ok"]
+    message_id = send(settings, probe=probe, plan=["transient", "ok"])
 
     dead = wait_until(lambda: dead_letter(runtime, message_id))
 
