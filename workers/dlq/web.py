@@ -14,6 +14,8 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from shared import archive
+from shared import archive, schedule
 from shared.archive_changes import audit
 from shared.archive_filter import Filter, from_mapping
 from shared.config import Settings
@@ -68,6 +70,7 @@ def build_console(settings: Settings) -> APIRouter:
         ("/confirm/{action}", "GET", pages.confirm),
         ("/actions/{action}", "POST", pages.act),
         ("/audit", "GET", pages.audit),
+        ("/scheduled", "GET", pages.scheduled),
         ("/static/console.css", "GET", pages.stylesheet),
     ]
     for path, method, endpoint in routes:
@@ -155,6 +158,14 @@ class ConsolePages:
         dead = {queue: by_status.get("dead", 0) for queue, by_status in counts.items()}
         rows, error = overview.overview(self.state.settings, dead)
         return self._page(request, "overview.html", session, user=user, rows=rows, error=error)
+
+    def scheduled(self, request: Request) -> Response:
+        """Delayed work waiting in PostgreSQL (`shared.schedule`): RabbitMQ's queues do not show it."""
+        user, session = signed_in(request, self.state)
+        with self.state.sessions() as db:
+            kinds = [replace(k, next_due=k.next_due.astimezone(UTC)) for k in schedule.summary(db)]
+        total = sum(kind.count for kind in kinds)
+        return self._page(request, "scheduled.html", session, user=user, kinds=kinds, total=total)
 
     def groups(self, request: Request) -> Response:
         user, session = signed_in(request, self.state)
