@@ -140,7 +140,7 @@ class ExporterMetrics:
         )
         self.scheduled_next_due = Gauge(
             "circulate_scheduled_next_due_seconds",
-            "Seconds until the next scheduled message of a kind is due (negative: overdue).",
+            "Seconds until the next scheduled message of a kind is due (once due it counts in the backlog).",
             ["actor"],
             registry=None,
         )
