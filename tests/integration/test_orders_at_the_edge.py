@@ -156,3 +156,20 @@ def test_a_second_cancel_with_another_reason_is_a_409_and_the_same_one_is_accept
     assert conflict.json()["error"] == "cancel_conflict"
     assert api.post(cancel, json={"reason": "changed my mind"}).status_code == 202
     assert _outbox_count(runtime) == 3
+
+
+def test_the_accepted_orders_model_matches_its_migrations(runtime):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from shared.db import Base
+    from workers.api.accepted import AcceptedOrder
+
+    def ours(obj, name, kind, reflected, compare_to) -> bool:
+        table = obj if kind == "table" else getattr(obj, "table", None)
+        return table is None or table.name == AcceptedOrder.__tablename__
+
+    with runtime.engine.connect() as connection:
+        options = {"compare_type": True, "include_object": ours}
+        context = MigrationContext.configure(connection, opts=options)
+        assert compare_metadata(context, Base.metadata) == []
