@@ -6,39 +6,63 @@ STAMP := $(VENV)/.installed-stamp
 export CIRCULATE_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/circulate_test
 export CIRCULATE_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/circulate_test
 
-.PHONY: install system-packages services test lint typecheck demo bench clean
+.PHONY: help install system-packages promtool browser services fmt lint typecheck unit integration faults e2e test demo bench clean
+
+help:  ## List the targets and what each needs
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP)  ## Create .venv and install the project with its development tools
 
-# Debian packages the tests need and pip cannot provide (promtool, Chromium); idempotent.
-system-packages:
+# Debian packages some tests need and pip cannot provide; each is installed only by the targets
+# that need it, and only when missing.
+system-packages: promtool browser  ## Install promtool and Chromium (Debian packages; apt, as root)
+
+promtool:  ## Install Debian's prometheus for promtool (deploy/prometheus checks)
 	bash scripts/install-system-packages.sh
+
+browser:  ## Install Debian's Chromium (the console's browser test)
 	bash scripts/install-browser.sh
 
-services:
+services:  ## Make sure PostgreSQL and RabbitMQ answer on loopback (starts them if not)
 	bash scripts/services.sh
 
-lint: $(STAMP)
+fmt: $(STAMP)  ## Format and fix what ruff can fix
+	$(BIN)/ruff format shared tasks workers tests
+	$(BIN)/ruff check --fix shared tasks workers tests
+
+lint: $(STAMP)  ## ruff (lint and format check)
 	$(BIN)/ruff check shared tasks workers tests
 	$(BIN)/ruff format --check shared tasks workers tests
 
-typecheck: $(STAMP)
+typecheck: $(STAMP)  ## mypy strict on shared, tasks and workers
 	$(BIN)/mypy
 
-test: $(STAMP) system-packages services lint typecheck
+unit: $(STAMP)  ## Unit tests: no services, no system packages (deploy checks skip without promtool)
+	$(BIN)/pytest -q tests/unit
+
+integration: $(STAMP) services  ## Integration tests against the machine's PostgreSQL and RabbitMQ
+	$(BIN)/pytest -q tests/integration
+
+faults: $(STAMP) services  ## Fault tests (start PostgreSQL and RabbitMQ instances of their own)
+	$(BIN)/pytest -q tests/faults
+
+e2e: $(STAMP) system-packages services  ## End-to-end: demo, Prometheus, the console in Chromium
+	$(BIN)/pytest -q tests/e2e
+
+test: $(STAMP) system-packages services lint typecheck  ## The CI gate: lint, mypy, every test layer
 	$(BIN)/pytest -q
 
-demo: $(STAMP) services
+demo: $(STAMP) services  ## 200 orders through every process, then the report
 	CIRCULATE_DATABASE_URL=$${CIRCULATE_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/circulate_demo} \
 	CIRCULATE_AMQP_URL=$${CIRCULATE_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/circulate_demo} \
 	$(BIN)/circulate demo --orders $${ORDERS:-200} --json artifacts/demo-report.json
 
-bench: $(STAMP) services
+bench: $(STAMP) services  ## Throughput figures (printed, never asserted)
 	$(BIN)/python -m workers.bench
 
-clean:
+clean:  ## Remove .venv and every cache
 	rm -rf $(VENV) artifacts .mypy_cache .ruff_cache .pytest_cache
