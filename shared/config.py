@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     carrier_webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
     push_url: str = "http://127.0.0.1:8100"
     push_api_key: SecretStr = SecretStr("sandbox-api-key")
+    push_timeout_s: float = Field(
+        default=5.0, gt=0, description="Seconds per HTTP attempt to the push gateway."
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     smtp_sender: str = "Circulate <no-reply@circulate.test>"

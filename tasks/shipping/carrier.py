@@ -10,18 +10,14 @@ then sells one label however many times we ask. That makes short in-handler retr
     AddressRejected(PermanentError)     422: the address will not become valid by asking again
     CarrierRejected(PermanentError)     any other 4xx (401, 404, 409 ...): our request is wrong
 
-A 4xx is never retried. `on_response(operation, status, seconds)` is called once per HTTP
-attempt (status None when no answer came) so that metrics see retries too; it must not raise.
+A 4xx is never retried. The connection, timeout, quick retries, Retry-After and the per-attempt
+`on_response` hook are `shared.http_adapter.HttpAdapter`'s; the worker's client measures every
+attempt with `record_response`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
@@ -29,9 +25,7 @@ import httpx
 from shared import metrics
 from shared.config import Settings
 from shared.errors import PermanentError, TransientError
-from shared.http_retry import QuickRetry
-
-OnResponse = Callable[[str, int | None, float], None]
+from shared.http_adapter import HttpAdapter
 
 
 class CarrierUnavailable(TransientError):
@@ -75,26 +69,12 @@ class PurchasedLabel:
     carrier: str
 
 
-class CarrierClient:
-    """One pooled HTTP connection to the carrier, built at worker boot and closed at shutdown."""
+class CarrierClient(HttpAdapter):
+    """The carrier's label API; one pooled connection, built at worker boot and closed at shutdown."""
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str,
-        timeout_s: float = 5.0,
-        retry_attempts: int = 3,
-        max_retry_wait_s: float = 2.0,
-        on_response: OnResponse | None = None,
-    ) -> None:
-        self._http = httpx.Client(
-            base_url=base_url, timeout=timeout_s, headers={"Authorization": f"Bearer {api_key}"}
-        )
-        self._retry = QuickRetry(
-            transient=CarrierUnavailable, attempts=retry_attempts, max_wait_s=max_retry_wait_s
-        )
-        self._on_response = on_response
+    service = "carrier"
+    unavailable = CarrierUnavailable
+    default_max_retry_wait_s = 2.0
 
     def buy_label(
         self,
@@ -115,55 +95,26 @@ class CarrierClient:
             "service": service,
         }
         headers = {"Idempotency-Key": idempotency_key}
-        response = self._send("buy_label", "POST", "/v1/labels", payload=payload, headers=headers)
+        response = self._request("buy_label", "POST", "/v1/labels", payload=payload, headers=headers)
         return _label_from(response)
 
     def void_label(self, label_id: str) -> None:
         """Cancel a label so that it is refunded; voiding an already void label is not an error."""
-        self._send("void_label", "POST", f"/v1/labels/{quote(label_id, safe='')}/void")
+        self._request("void_label", "POST", f"/v1/labels/{quote(label_id, safe='')}/void")
 
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _send(
-        self,
-        operation: str,
-        method: str,
-        path: str,
-        *,
-        payload: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        return self._retry.call(self._attempt, operation, method, path, payload, headers)
-
-    def _attempt(
-        self,
-        operation: str,
-        method: str,
-        path: str,
-        payload: Mapping[str, Any] | None,
-        headers: Mapping[str, str] | None,
-    ) -> httpx.Response:
-        started = time.perf_counter()
-        try:
-            response = self._http.request(method, path, json=payload, headers=headers)
-        except httpx.TransportError as exc:
-            self._report(operation, None, started)
-            problem = "timed out" if isinstance(exc, httpx.TimeoutException) else "unreachable"
-            raise CarrierUnavailable(f"carrier {problem} during {operation}: {exc!r}") from exc
-        self._report(operation, response.status_code, started)
-        _raise_for_status(operation, response)
-        return response
-
-    def _report(self, operation: str, status: int | None, started: float) -> None:
-        if self._on_response is not None:
-            self._on_response(operation, status, time.perf_counter() - started)
+    def _refused(self, operation: str, response: httpx.Response) -> PermanentError:
+        status = response.status_code
+        error = _error_body(response)
+        if status == 422:
+            return AddressRejected(
+                field=error.get("field", "address"), message=error.get("message", response.text)
+            )
+        detail = error.get("message", response.text[:200])
+        return CarrierRejected(
+            f"carrier refused {operation} with {status}: {detail}",
+            status_code=status,
+            error=error.get("error"),
+        )
 
 
 def carrier_from_settings(settings: Settings) -> CarrierClient:
@@ -180,24 +131,6 @@ def record_response(operation: str, status: int | None, seconds: float) -> None:
     """`on_response` of the worker's client: every HTTP attempt, retries included, is measured."""
     metrics.CARRIER_REQUEST.labels(operation).observe(seconds)
     metrics.CARRIER_RESPONSES.labels(operation, "error" if status is None else str(status)).inc()
-
-
-def _raise_for_status(operation: str, response: httpx.Response) -> None:
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    if status == 429 or status >= 500:
-        message = f"carrier answered {status} to {operation}"
-        raise CarrierUnavailable(message, delay_ms=retry_after_ms(response.headers.get("Retry-After")))
-    error = _error_body(response)
-    if status == 422:
-        raise AddressRejected(
-            field=error.get("field", "address"), message=error.get("message", response.text)
-        )
-    detail = error.get("message", response.text[:200])
-    raise CarrierRejected(
-        f"carrier refused {operation} with {status}: {detail}", status_code=status, error=error.get("error")
-    )
 
 
 def _error_body(response: httpx.Response) -> dict[str, str]:
@@ -222,20 +155,3 @@ def _label_from(response: httpx.Response) -> PurchasedLabel:
     except (ValueError, KeyError, TypeError) as exc:
         # Transient on purpose: the same idempotency key returns the same label when asked again.
         raise CarrierUnavailable(f"carrier answered {response.status_code} with an unreadable label") from exc
-
-
-def retry_after_ms(value: str | None, *, now: datetime | None = None) -> int | None:
-    """Read a Retry-After header (seconds or an HTTP date) as milliseconds; None if absent or garbled."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return int(value) * 1000
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # "-0000" means UTC with an unknown origin (RFC 5322)
-        when = when.replace(tzinfo=UTC)
-    delta = when - (now or datetime.now(UTC))
-    return max(0, int(delta.total_seconds() * 1000))
