@@ -64,7 +64,7 @@ def run_message(spec: ActorSpec[P], runtime: Runtime, kwargs: dict[str, Any]) ->
         if claimed is idempotency.Claim.DUPLICATE:
             idempotency.count_duplicate(uow.session, envelope)
             uow.commit()
-            outcome.mark("duplicate_skipped")
+            outcome.mark(outcome.Outcome.DUPLICATE_SKIPPED)
             return
         if claimed is idempotency.Claim.CONFLICT:
             raise ConflictingReplay(

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-#: `circulate_messages_total{outcome}` values.
-MESSAGE_OUTCOMES = ("succeeded", "failed", "retried", "dead_lettered", "duplicate_skipped")
+from shared.outcome import Outcome
+
+#: `circulate_messages_total{outcome}` values (`shared.outcome.Outcome`).
+MESSAGE_OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
 #: `circulate_queue_messages{state}` values: the queue's ready and unacknowledged (prefetched by a
 #: worker, not yet acked) messages, its `.DQ` (delayed, held until their eta) and `.XQ` (dead).
 QUEUE_STATES = ("ready", "unacked", "delayed", "dead")

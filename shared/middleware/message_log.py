@@ -29,6 +29,7 @@ import structlog
 from dramatiq.middleware import Middleware
 
 from shared.middleware.metrics import attempt_of, classify, labels
+from shared.outcome import Outcome
 from shared.tracing import trace_id
 
 logger = logging.getLogger("circulate.messages")
@@ -36,11 +37,11 @@ logger = logging.getLogger("circulate.messages")
 #: The proxy attribute holding the context tokens bound for the current attempt.
 _BOUND = "circulate_log_context"
 _LEVELS = {
-    "succeeded": logging.INFO,
-    "duplicate_skipped": logging.INFO,
-    "retried": logging.WARNING,
-    "failed": logging.ERROR,
-    "dead_lettered": logging.ERROR,
+    Outcome.SUCCEEDED: logging.INFO,
+    Outcome.DUPLICATE_SKIPPED: logging.INFO,
+    Outcome.RETRIED: logging.WARNING,
+    Outcome.FAILED: logging.ERROR,
+    Outcome.DEAD_LETTERED: logging.ERROR,
 }
 
 
@@ -82,13 +83,13 @@ class MessageLog(Middleware):
             "queue": queue,
             **message_ids(message),
             "attempt": attempt.number if attempt else int(message.options.get("retries", 0) or 0) + 1,
-            "outcome": outcome,
+            "outcome": outcome.value,
             "duration_ms": _ms(attempt.elapsed_s) if attempt else None,
         }
         exception = getattr(message, "_exception", None)
-        if outcome != "succeeded" and exception is not None:
+        if outcome is not Outcome.SUCCEEDED and exception is not None:
             fields["error_type"] = type(exception).__name__
-        logger.log(_LEVELS[outcome], "message %s", outcome, extra=fields)
+        logger.log(_LEVELS[outcome], "message %s", outcome.value, extra=fields)
 
 
 def message_ids(message: Any) -> dict[str, str | None]:

@@ -35,6 +35,7 @@ from dramatiq.middleware import Middleware
 
 from shared import metrics, outcome
 from shared.metrics_runtime import mark_this_process_dead, serve_worker_metrics
+from shared.outcome import Outcome
 
 #: The proxy attribute holding this middleware's record of the current attempt.
 ATTEMPT = "circulate_metrics_attempt"
@@ -56,7 +57,7 @@ class Attempt:
     skipped: bool = False
     raised: bool = False
     retry_enqueued: bool = False
-    marked: str | None = None
+    marked: Outcome | None = None
 
 
 def attempt_of(message: Any) -> Attempt | None:
@@ -65,22 +66,22 @@ def attempt_of(message: Any) -> Attempt | None:
     return attempt
 
 
-def classify(attempt: Attempt | None, *, acked: bool) -> str | None:
+def classify(attempt: Attempt | None, *, acked: bool) -> Outcome | None:
     """How a delivery ended, at ack (`acked`) or nack time: the table of the module docstring.
 
     None means "not a handled message" (moved off a `.DQ`, or skipped and acked on purpose) and
     is neither counted nor logged.
     """
     if not acked:
-        return "dead_lettered"
+        return Outcome.DEAD_LETTERED
     if attempt is None:
         return None
     if attempt.raised:
-        return "retried" if attempt.retry_enqueued else "failed"
-    if attempt.marked == "duplicate_skipped":
-        return "duplicate_skipped"
+        return Outcome.RETRIED if attempt.retry_enqueued else Outcome.FAILED
+    if attempt.marked == Outcome.DUPLICATE_SKIPPED:
+        return Outcome.DUPLICATE_SKIPPED
     if attempt.finished and not attempt.skipped:
-        return "succeeded"
+        return Outcome.SUCCEEDED
     return None  # skipped and acked: dropped on purpose by a middleware; none of ours does this
 
 

@@ -135,7 +135,7 @@ def test_a_duplicate_marked_by_the_actor_factory_counts_as_duplicate_skipped() -
     middleware, proxy, before = MessageMetrics(), message(), outcomes()
 
     middleware.before_process_message(fake_broker, proxy)
-    outcome.mark("duplicate_skipped")
+    outcome.mark(outcome.Outcome.DUPLICATE_SKIPPED)
     middleware.after_process_message(fake_broker, proxy, result=None)
     middleware.after_ack(fake_broker, proxy)
     middleware.before_process_message(fake_broker, second := message())
@@ -247,3 +247,13 @@ def test_each_worker_instance_gets_a_directory_of_its_own(tmp_path: Any) -> None
     env = worker_metrics_env(Settings(metrics_port=port, metrics_dir=str(tmp_path)))
 
     assert env == {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "circulate-metrics" / f"worker-{port}")}
+
+
+def test_message_outcomes_keep_the_label_values_dashboards_and_alerts_query() -> None:
+    assert [str(result) for result in metrics.MESSAGE_OUTCOMES] == [
+        "succeeded",
+        "failed",
+        "retried",
+        "dead_lettered",
+        "duplicate_skipped",
+    ]
