@@ -62,7 +62,7 @@ demo: $(STAMP) services  ## 200 orders through every process, then the report
 	$(BIN)/circulate demo --orders $${ORDERS:-200} --json artifacts/demo-report.json
 
 bench: $(STAMP) services  ## Throughput figures (printed, never asserted)
-	$(BIN)/python -m workers.bench
+	$(BIN)/python -m workers.harness.bench
 
 clean:  ## Remove .venv and every cache
 	rm -rf $(VENV) artifacts .mypy_cache .ruff_cache .pytest_cache

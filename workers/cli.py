@@ -157,7 +157,7 @@ def token_create(service: str, scopes: tuple[str, ...]) -> None:
     Example: circulate token create checkout --scope enqueue --scope read
     """
     from shared.db import build_engine, build_sessionmaker
-    from workers.tokens import create_token
+    from workers.api.tokens import create_token
 
     engine = build_engine(_settings(), pool_size=1)
     with build_sessionmaker(engine).begin() as session:
@@ -171,7 +171,7 @@ def token_create(service: str, scopes: tuple[str, ...]) -> None:
 def token_revoke(service: str) -> None:
     """Revoke every token of SERVICE."""
     from shared.db import build_engine, build_sessionmaker
-    from workers.tokens import revoke_tokens
+    from workers.api.tokens import revoke_tokens
 
     engine = build_engine(_settings(), pool_size=1)
     with build_sessionmaker(engine).begin() as session:
@@ -196,8 +196,8 @@ def sandbox(
     fault_mode: str,
 ) -> None:
     """Serve the carrier sandbox and push gateway (tests, the demo, local development)."""
-    from workers.sandbox import run_sandbox
-    from workers.sandbox_state import FaultConfig, SandboxConfig
+    from workers.harness.sandbox.app import run_sandbox
+    from workers.harness.sandbox.state import FaultConfig, SandboxConfig
 
     settings = _settings()
     faults = FaultConfig(fail_references=fail_references, fail_rate=fail_rate, mode=fault_mode, seed=7)
@@ -218,14 +218,14 @@ def smtp_sink(host: str, port: int, maildir: str | None) -> None:
     """Serve an SMTP sink that keeps every message (tests and the demo)."""
     from pathlib import Path
 
-    from workers.smtp_sink import run_smtp_sink
+    from workers.harness.smtp_sink import run_smtp_sink
 
     run_smtp_sink(host, port, Path(maildir) if maildir else None)
 
 
 def _attach_subcommands() -> None:
-    from workers.demo.cli import demo
     from workers.dlq.cli import dlq
+    from workers.harness.demo.cli import demo
     from workers.ledger_cli import ledger
     from workers.schedule_cli import scheduled
 

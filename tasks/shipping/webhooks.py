@@ -8,7 +8,7 @@ The timestamp is inside the signed text, so an attacker cannot refresh an old ca
 `verify` refuses a timestamp outside the tolerance window. Several `v1=` entries may appear
 while a secret is being rotated; one match is enough. This module does no I/O and takes `now`
 as an argument so that the rules are unit-tested without clocks or servers; the carrier
-sandbox (`workers.sandbox`) signs with the same `sign`.
+sandbox (`workers.harness.sandbox.app`) signs with the same `sign`.
 """
 
 from __future__ import annotations

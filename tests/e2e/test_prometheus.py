@@ -30,7 +30,7 @@ from shared.config import Settings
 from shared.migrate import create_database_if_missing
 from shared.topology import delete_vhost, ensure_vhost
 from tests.fixtures.services import _drop_database, make_settings, publish_raw
-from workers.demo.supervisor import free_port
+from workers.harness.demo.supervisor import free_port
 
 ORDERS = 30
 CLI = ("-c", "import sys; from workers.cli import main; sys.exit(main())")

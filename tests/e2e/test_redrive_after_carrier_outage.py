@@ -24,7 +24,7 @@ from tests.fixtures.sandbox import Sandbox, carrier_for, push_client_for
 from tests.fixtures.services import wait_until
 from tests.fixtures.smtp import mailer_for, smtp_sink
 from workers.dlq.cli import dlq
-from workers.smtp_sink import SmtpSink
+from workers.harness.smtp_sink import SmtpSink
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 webhook_receiver = sandbox_fixtures.webhook_receiver

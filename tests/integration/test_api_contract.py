@@ -24,7 +24,7 @@ from shared.runtime import Runtime
 from tests.fixtures.live_api import live_api
 from tests.fixtures.services import make_settings
 from workers.api.app import create_app
-from workers.tokens import create_token
+from workers.api.tokens import create_token
 
 MAX_EXAMPLES = 25
 

@@ -28,7 +28,7 @@ from tests.fixtures.sandbox import (
     push_client_for,
     running_sandbox,
 )
-from workers.sandbox_state import FaultConfig, SandboxConfig
+from workers.harness.sandbox.state import FaultConfig, SandboxConfig
 
 webhook_receiver = fixtures.webhook_receiver
 sandbox = fixtures.sandbox

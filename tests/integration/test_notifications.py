@@ -22,7 +22,7 @@ from tests.fixtures import sandbox as sandbox_fixtures
 from tests.fixtures import smtp as smtp_fixtures
 from tests.fixtures.sandbox import Sandbox, push_client_for
 from tests.fixtures.services import publish_raw, wait_until
-from workers.smtp_sink import SmtpSink
+from workers.harness.smtp_sink import SmtpSink
 
 webhook_receiver = sandbox_fixtures.webhook_receiver
 sandbox = sandbox_fixtures.sandbox

@@ -20,7 +20,7 @@ from shared.runtime import Runtime
 from tests.factories import order_body
 from tests.fixtures.sandbox import serve_app
 from workers.api.app import create_app
-from workers.tokens import create_token
+from workers.api.tokens import create_token
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from shared.db import Base
+from workers.api.tokens import ApiToken
 from workers.dlq import console_sessions, login_throttle, users
-from workers.tokens import ApiToken
 
 TABLES = {"api_tokens", "console_users", "console_sessions", "console_login_failures"}
 

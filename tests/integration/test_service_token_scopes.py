@@ -20,7 +20,7 @@ from shared.migrate import alembic_config, create_database_if_missing
 from shared.runtime import Runtime
 from tests.factories import order_body
 from tests.fixtures.live_api import live_api
-from workers.tokens import create_token, hash_token
+from workers.api.tokens import create_token, hash_token
 
 ORDER = "/v1/orders/6f1c1e8e-0000-4000-8000-000000000000"
 PREFERENCES = "/v1/users/u-1/notification-preferences"

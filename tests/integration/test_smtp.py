@@ -15,7 +15,7 @@ from tasks.notifications.identity import dedupe_key_for, message_id_for
 from tasks.notifications.smtp import Mailer, MailRejected, MailUnavailable
 from tasks.notifications.templates import render
 from tests.fixtures import smtp as fixtures
-from workers.smtp_sink import SmtpSink, read_maildir
+from workers.harness.smtp_sink import SmtpSink, read_maildir
 
 smtp_sink = fixtures.smtp_sink
 mailer_for = fixtures.mailer_for
@@ -170,7 +170,7 @@ def test_a_restarted_sink_numbers_after_the_files_already_in_its_maildir(tmp_pat
 def test_the_sink_process_writes_the_maildir_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     # Given the sink running as its own process, as `circulate smtp-sink` runs it
     code = (
-        "import pathlib, sys; from workers.smtp_sink import run_smtp_sink; "
+        "import pathlib, sys; from workers.harness.smtp_sink import run_smtp_sink; "
         "run_smtp_sink('127.0.0.1', 0, pathlib.Path(sys.argv[1]))"
     )
     process = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)

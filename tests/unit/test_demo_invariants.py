@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from workers.demo.facts import Facts, Transition
-from workers.demo.invariants import (
+from workers.harness.demo.facts import Facts, Transition
+from workers.harness.demo.invariants import (
     Refused,
     check_all,
     no_shipped_order_without_a_booked_capture,
@@ -67,7 +67,7 @@ def test_a_refused_request_answered_otherwise_or_stored_anyway_fails_the_edge_ch
 
 
 def test_the_scenario_plans_one_refusal_of_each_documented_kind_the_same_for_the_same_seed() -> None:
-    from workers.demo.scenario import build_scenario
+    from workers.harness.demo.scenario import build_scenario
 
     scenario = build_scenario(100, seed=7, now=AT)
     assert {r.status for r in scenario.refusals} == {422, 409, 404}

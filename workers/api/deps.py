@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityS
 from sqlalchemy.orm import Session, sessionmaker
 
 from workers.api.errors import ApiError
-from workers.tokens import caller_for
+from workers.api.tokens import caller_for
 
 bearer = HTTPBearer(
     scheme_name="ServiceToken",

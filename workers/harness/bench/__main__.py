@@ -26,7 +26,7 @@ from shared.messages import Envelope
 from shared.migrate import create_database_if_missing, migrate
 from shared.outbox import encode_message
 from shared.topology import declare_queues, delete_vhost, ensure_vhost
-from workers.bench.work import RecordSale, sale_kwargs
+from workers.harness.bench.work import RecordSale, sale_kwargs
 from workers.relay import run_relay
 
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "20000"))
@@ -101,7 +101,7 @@ def _consume(settings: Settings, bodies: list[bytes]) -> float:
     asyncio.run(_publish(settings, bodies))
     env = dict(os.environ, CIRCULATE_DATABASE_URL=settings.database_url, CIRCULATE_AMQP_URL=settings.amqp_url)
     env.update(dramatiq_queue_prefetch="256", PYTHONWARNINGS="ignore::DeprecationWarning")
-    command = [sys.executable, "-m", "dramatiq", "workers.bench.worker:boot", "--processes", "2",
+    command = [sys.executable, "-m", "dramatiq", "workers.harness.bench.worker:boot", "--processes", "2",
                "--threads", "8", "--queues", "fulfilment"]  # fmt: skip
     worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

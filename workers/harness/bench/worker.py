@@ -1,4 +1,4 @@
-"""The worker module the benchmark's `dramatiq` processes load (`workers.bench.worker:boot`)."""
+"""The worker module the benchmark's `dramatiq` processes load (`workers.harness.bench.worker:boot`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from shared.broker import build_broker
 from shared.config import Settings
 from shared.middleware.resources import RuntimeResources
 from shared.runtime import Runtime
-from workers.bench.work import RECORD_SALE, bind_bare_actor
+from workers.harness.bench.work import RECORD_SALE, bind_bare_actor
 
 
 def boot() -> None:

@@ -61,11 +61,11 @@ def demo(
     --json) is written before the processes stop, so a scraper can compare the two.
     """
     from shared.config import Settings
-    from workers.demo.prepare import UnsafeTarget
-    from workers.demo.render import render_text
-    from workers.demo.run import run_demo
-    from workers.demo.scenario import build_scenario
-    from workers.demo.supervisor import ProcessFailed
+    from workers.harness.demo.prepare import UnsafeTarget
+    from workers.harness.demo.render import render_text
+    from workers.harness.demo.run import run_demo
+    from workers.harness.demo.scenario import build_scenario
+    from workers.harness.demo.supervisor import ProcessFailed
 
     run_dir = run_dir or Path("artifacts", "demo", datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, text
 
-from workers.demo.scenario import FINAL_STATES, PlannedOrder, Refusal, Scenario
+from workers.harness.demo.scenario import FINAL_STATES, PlannedOrder, Refusal, Scenario
 
 CONCURRENCY = 16
 POLL_INTERVAL_S = 0.2

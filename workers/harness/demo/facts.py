@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 from tasks.ledger.reports import as_json, trial_balance_report
-from workers.smtp_sink import read_maildir
+from workers.harness.smtp_sink import read_maildir
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from workers.demo.facts import Facts
-from workers.demo.scenario import FINAL_STATES
+from workers.harness.demo.facts import Facts
+from workers.harness.demo.scenario import FINAL_STATES
 
 CHANNELS = ("email", "push")
 DONE_STATUSES = frozenset({"sent", "skipped_opt_out"})

@@ -18,7 +18,7 @@ from shared.config import QUEUES, Settings
 from shared.db import build_engine, build_sessionmaker, database_name
 from shared.migrate import create_database_if_missing, migrate
 from shared.topology import declare_queues, ensure_vhost
-from workers.tokens import create_token
+from workers.api.tokens import create_token
 
 #: Tables that describe the schema, not a run.
 KEPT_TABLES = frozenset({"alembic_version"})

@@ -11,10 +11,10 @@ import math
 from collections import Counter, defaultdict
 from typing import Any
 
-from workers.demo.driver import DriveResult
-from workers.demo.facts import Facts
-from workers.demo.invariants import Check
-from workers.demo.scenario import FINAL_STATES, Scenario
+from workers.harness.demo.driver import DriveResult
+from workers.harness.demo.facts import Facts
+from workers.harness.demo.invariants import Check
+from workers.harness.demo.scenario import FINAL_STATES, Scenario
 
 #: The automated part of an order's life: the demo's own pace (shipping events, the hold) excluded.
 SETTLED_STATES = frozenset({"label_purchased", "needs_attention", "cancelled", "completed"})

@@ -22,15 +22,15 @@ import httpx
 
 from shared.config import Settings
 from shared.db import build_engine
-from workers.demo.driver import Driver, DriveResult
-from workers.demo.facts import collect
-from workers.demo.invariants import Refused, check_all
-from workers.demo.prepare import prepare
-from workers.demo.report import build_report
-from workers.demo.scenario import Scenario
-from workers.demo.settle import wait_until_quiet
-from workers.demo.stack import start_stack, write_endpoints
-from workers.demo.supervisor import Supervisor
+from workers.harness.demo.driver import Driver, DriveResult
+from workers.harness.demo.facts import collect
+from workers.harness.demo.invariants import Refused, check_all
+from workers.harness.demo.prepare import prepare
+from workers.harness.demo.report import build_report
+from workers.harness.demo.scenario import Scenario
+from workers.harness.demo.settle import wait_until_quiet
+from workers.harness.demo.stack import start_stack, write_endpoints
+from workers.harness.demo.supervisor import Supervisor
 
 #: How long the follow-ups of the last orders may take once every order is final.
 SETTLE_TIMEOUT_S = 60.0

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from workers.demo.catalogue import CROSS_BORDER_SHIPPING_MINOR, EURO_COUNTRIES, ITEMS, MARKETS, Market
+from workers.harness.demo.catalogue import CROSS_BORDER_SHIPPING_MINOR, EURO_COUNTRIES, ITEMS, MARKETS, Market
 
 #: Where the demo stops following an order: it is settled, or a human has to act.
 FINAL_STATES = frozenset({"completed", "cancelled", "needs_attention"})

@@ -24,7 +24,7 @@ import pika
 from shared.config import QUEUES, Settings
 from shared.metrics_runtime import EXPORTER_PORT_OFFSET, RELAY_PORT_OFFSET
 from shared.topology import management_client
-from workers.demo.supervisor import Probe, Supervisor, free_port, free_port_block, http_ok, tcp_open
+from workers.harness.demo.supervisor import Probe, Supervisor, free_port, free_port_block, http_ok, tcp_open
 
 # `python -c` rather than the console script, so the children run the code of this checkout.
 _CLI = ("-c", "import sys; from workers.cli import main; sys.exit(main())")

@@ -73,7 +73,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from tasks.shipping.webhooks import SIGNATURE_HEADER, sign
-from workers.sandbox_state import (
+from workers.harness.sandbox.state import (
     EventRequest,
     FaultConfig,
     LabelRequest,

@@ -4,7 +4,7 @@ The sandbox stands in for a shipping carrier and a push gateway in tests and in 
 its rules are the ones our workers must cope with: idempotent purchases keyed by
 `Idempotency-Key`, address refusals, labels that cannot be voided once shipped, pushes
 collapsed by `dedupe_key`, and faults switched on by configuration. The HTTP layer
-(`workers.sandbox`) may run handlers on several threads, so every read and write of the state
+(`workers.harness.sandbox.app`) may run handlers on several threads, so every read and write of the state
 goes through one lock. Refusals are raised as `SandboxProblem`, which the HTTP layer turns into
 a JSON error with the same status.
 """
