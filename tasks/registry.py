@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from shared.actors import ActorSpec
+from shared.fees import fee_schedule_from_settings
 from shared.runtime import AdapterFactory
 from tasks.fulfilment import actors as fulfilment
 from tasks.ledger import actors as ledger
-from tasks.ledger.fees import fee_schedule_from_settings
 from tasks.notifications import actors as notifications
 from tasks.notifications.push import push_from_settings
 from tasks.notifications.smtp import mailer_from_settings

@@ -6,10 +6,10 @@ goes through `uow.outbox`, so it is sent if and only if the handler's transactio
 
 from __future__ import annotations
 
+from shared.fees import FeeSchedule, MarketCurrencyMismatch, UnknownMarket, quote
 from shared.money import Money
 from shared.uow import UnitOfWork
 from tasks.fulfilment.models import Order
-from tasks.ledger.fees import FeeSchedule, MarketCurrencyMismatch, UnknownMarket, quote
 from tasks.ledger.messages import CapturePayment, ReleaseFunds, ReversePayment
 from tasks.notifications.messages import Recipient, SendNotification
 from tasks.shipping.messages import BuyLabel, Contact, VoidLabel

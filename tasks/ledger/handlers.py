@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from shared import metrics
 from shared.errors import ConflictingReplay, PermanentError
+from shared.fees import FeeQuote, FeeSchedule, quote
 from shared.uow import UnitOfWork
 from tasks.ledger import posting
-from tasks.ledger.fees import FeeQuote, FeeSchedule, quote
 from tasks.ledger.messages import CapturePayment, OrderAmounts, ReleaseFunds, ReversePayment
 from tasks.ledger.models import EntryRecord, TransactionRecord
 from tasks.ledger.posting import FUNDS_RELEASED, PAYMENT_CAPTURED, PAYMENT_REVERSED, JournalTransaction

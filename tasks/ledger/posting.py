@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from shared.errors import PermanentError
+from shared.fees import FeeQuote
 from shared.money import Money
-from tasks.ledger.fees import FeeQuote
 
 BUYER_PAYMENTS_CLEARING = "buyer_payments_clearing"
 COMMISSION_REVENUE = "commission_revenue"

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from shared.config import Settings
+from shared.fees import fee_schedule_from_settings
 from shared.runtime import Runtime
 from tasks.fulfilment.models import Order
-from tasks.ledger.fees import fee_schedule_from_settings
 from tests.fixtures.processes import enqueue_orders, fulfilment_worker, running_relay
 from tests.fixtures.services import wait_until
 

@@ -13,13 +13,13 @@ from shared.actors import ActorSpec, run_message
 from shared.config import Settings
 from shared.dead_letters import DeadLetter
 from shared.errors import PermanentError
+from shared.fees import DEFAULT_FEE_SCHEDULE_JSON, FeeSchedule
 from shared.idempotency import ProcessedMessage
 from shared.messages import Envelope, Payload
 from shared.runtime import Runtime
 from shared.uow import UnitOfWork
 from tasks.fulfilment import actors
 from tasks.fulfilment.messages import CompleteOrder
-from tasks.ledger.fees import DEFAULT_FEE_SCHEDULE_JSON, FeeSchedule
 from tests.factories import envelope_for, message_kwargs, place_order
 from tests.fixtures.services import wait_until
 

@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from shared.actors import run_message
 from shared.config import Settings
+from shared.fees import DEFAULT_FEE_SCHEDULE_JSON, FeeSchedule
 from shared.outbox import OutboxRow
 from shared.runtime import Runtime
 from tasks.fulfilment import actors
-from tasks.ledger.fees import DEFAULT_FEE_SCHEDULE_JSON, FeeSchedule
 from tests.factories import order_body
 from tests.fixtures.sandbox import serve_app
 from workers.api.app import create_app

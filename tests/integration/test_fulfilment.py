@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 
 from shared.actors import run_message
 from shared.config import Settings
+from shared.fees import DEFAULT_FEE_SCHEDULE_JSON, FeeSchedule
 from shared.messages import Envelope, Payload
 from shared.outbox import OutboxRow
 from shared.runtime import Runtime
@@ -21,7 +22,6 @@ from tasks.fulfilment import actors
 from tasks.fulfilment.messages import CancelOrder, CompleteOrder, RecordLabel, RecordTracking
 from tasks.fulfilment.models import Order, OrderTransition
 from tasks.fulfilment.orders import OrderNotYetKnown
-from tasks.ledger.fees import DEFAULT_FEE_SCHEDULE_JSON, FeeSchedule
 from tests.factories import place_order
 
 

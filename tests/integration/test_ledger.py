@@ -18,15 +18,15 @@ from shared.actors import ActorSpec, run_message
 from shared.config import Settings
 from shared.dead_letters import DeadLetter
 from shared.errors import ConflictingReplay
-from shared.messages import Envelope
-from shared.runtime import AdapterFactory, Runtime
-from tasks.ledger import actors
-from tasks.ledger.fees import (
+from shared.fees import (
     DEFAULT_FEE_SCHEDULE_JSON,
     FeeSchedule,
     UnknownMarket,
     fee_schedule_from_settings,
 )
+from shared.messages import Envelope
+from shared.runtime import AdapterFactory, Runtime
+from tasks.ledger import actors
 from tasks.ledger.handlers import FundsAlreadyReleased, MarketCurrencyMismatch, PaymentAlreadyReversed
 from tasks.ledger.messages import CapturePayment, OrderAmounts, ReleaseFunds, ReversePayment
 from tasks.ledger.models import EntryRecord, TransactionRecord

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.errors import PermanentError
-from tasks.ledger.fees import (
+from shared.fees import (
     DEFAULT_FEE_SCHEDULE_JSON,
     FeeSchedule,
     MarketFees,

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from shared.fees import DEFAULT_FEE_SCHEDULE_JSON, FeeSchedule, UnknownMarket
 from tasks.fulfilment.messages import CancelOrder, PlaceOrder
-from tasks.ledger.fees import DEFAULT_FEE_SCHEDULE_JSON, FeeSchedule, UnknownMarket
 from tasks.ledger.messages import CapturePayment
 from tasks.notifications.messages import Recipient
 from tasks.shipping.messages import Contact, VoidLabel
@@ -114,7 +114,7 @@ def test_a_placed_at_outside_the_date_window_is_refused(placed_at: str) -> None:
 
 
 def test_a_market_priced_in_another_currency_is_refused_naming_the_currency() -> None:
-    from tasks.ledger.fees import MarketCurrencyMismatch
+    from shared.fees import MarketCurrencyMismatch
 
     with pytest.raises(MarketCurrencyMismatch) as caught:
         SCHEDULE.for_order("GB", "USD")

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.fees import FeeQuote, MarketFees, quote
 from tasks.ledger import posting
-from tasks.ledger.fees import FeeQuote, MarketFees, quote
 from tasks.ledger.posting import (
     BUYER_FEE_REVENUE,
     BUYER_PAYMENTS_CLEARING,

@@ -26,13 +26,13 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from shared.enqueue import enqueue
+from shared.fees import FeeSchedule, MarketCurrencyMismatch, UnknownMarket, fee_schedule_from_settings
 from shared.idempotency import content_hash
 from shared.messages import Payload
 from shared.tracing import accept_traceparent
 from shared.values import PrintableLine
 from tasks.fulfilment.messages import CancelOrder, PlaceOrder
 from tasks.fulfilment.models import Order, OrderTransition
-from tasks.ledger.fees import FeeSchedule, MarketCurrencyMismatch, UnknownMarket, fee_schedule_from_settings
 from workers.api import accepted, idempotency
 from workers.api.deps import DbSession, Enqueuer, Reader
 from workers.api.errors import ApiError, responses
