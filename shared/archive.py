@@ -6,6 +6,8 @@ Grouping follows NServiceBus ServicePulse: messages that failed in the same acto
 exception type and the same reason (numbers, UUIDs and hex ids masked) share a `group_key`,
 computed by a database trigger so the worker's own upsert gets it too.
 
+Rows come back as the models of `shared/dead_letter_models.py`, loaded afresh on every read
+(`populate_existing`), so a reader in a session that changed them never sees stale values.
 Writing lives in `shared/archive_changes.py`; the filter in `shared/archive_filter.py`.
 """
 
@@ -13,57 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.archive_filter import Filter
-
-
-@dataclass(frozen=True)
-class ArchivedMessage:
-    """One archived dead letter: the Dramatiq message as delivered, why it died, what was done."""
-
-    message_id: str
-    queue_name: str
-    actor_name: str
-    message: dict[str, Any]
-    exception_type: str
-    reason: str
-    traceback: str | None
-    attempts: int
-    host: str
-    status: str
-    group_key: str | None
-    first_failed_at: datetime
-    last_failed_at: datetime
-    recorded_by: str
-    archived_at: datetime | None
-    raw_body: bytes | None
-    redrive_count: int
-    last_redriven_at: datetime | None
-    purged_at: datetime | None
-    purged_by: str | None
-    purged_from: str | None
-    original_message: dict[str, Any] | None
-    edited_at: datetime | None
-
-    @property
-    def payload(self) -> Any:
-        """The payload part of the message kwargs (what `edit` changes), or None."""
-        kwargs = self.message.get("kwargs")
-        return kwargs.get("payload") if isinstance(kwargs, dict) else None
-
-    @property
-    def idempotency_key(self) -> str | None:
-        kwargs = self.message.get("kwargs")
-        envelope = kwargs.get("envelope") if isinstance(kwargs, dict) else None
-        return envelope.get("idempotency_key") if isinstance(envelope, dict) else None
+from shared.dead_letter_models import DeadLetter, DeadLetterAudit, DeadLetterEvent
 
 
 @dataclass(frozen=True)
 class Group:
+    """One failure group: what its messages share, how many there are and when they failed."""
+
     group_key: str
     actor_name: str
     exception_type: str
@@ -75,113 +38,79 @@ class Group:
     last_seen: datetime
 
 
-@dataclass(frozen=True)
-class Event:
-    message_id: str
-    kind: str
-    operator: str
-    at: datetime
-    detail: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    id: int
-    at: datetime
-    operator: str
-    via: str
-    action: str
-    filter: dict[str, Any]
-    count: int
-    outcome: str
-
-
-_COLUMNS = ", ".join(f"d.{name}" for name in ArchivedMessage.__dataclass_fields__)
-
-
 def messages(
     session: Session, where: Filter, *, limit: int | None = 100, offset: int = 0
-) -> list[ArchivedMessage]:
+) -> list[DeadLetter]:
     """Messages matching `where`, most recent failure first."""
-    condition, params = where.where()
-    sql = f"SELECT {_COLUMNS} FROM dead_letters d WHERE {condition}"
-    sql += " ORDER BY d.last_failed_at DESC, d.message_id"
+    query = select(DeadLetter).where(where.where())
+    query = query.order_by(DeadLetter.last_failed_at.desc(), DeadLetter.message_id)
     if limit is not None:
-        sql += " LIMIT :limit OFFSET :offset"
-        params |= {"limit": limit, "offset": offset}
-    return [ArchivedMessage(**row._mapping) for row in session.execute(text(sql), params)]
+        query = query.limit(limit).offset(offset)
+    return list(session.scalars(query.execution_options(populate_existing=True)))
 
 
-def message(session: Session, message_id: str) -> ArchivedMessage | None:
+def message(session: Session, message_id: str) -> DeadLetter | None:
     found = messages(session, Filter(message_id=message_id, status="all"), limit=1)
     return found[0] if found else None
 
 
 def count(session: Session, where: Filter) -> int:
-    condition, params = where.where()
-    return int(
-        session.execute(text(f"SELECT count(*) FROM dead_letters d WHERE {condition}"), params).scalar_one()
-    )
+    return session.execute(select(func.count()).select_from(DeadLetter).where(where.where())).scalar_one()
 
 
 def ids(session: Session, where: Filter, *, limit: int | None = None) -> list[str]:
     """Message ids matching `where`, oldest failure first (the order re-drive publishes in)."""
-    condition, params = where.where()
-    sql = (
-        f"SELECT d.message_id FROM dead_letters d WHERE {condition} ORDER BY d.first_failed_at, d.message_id"
-    )
+    query = select(DeadLetter.message_id).where(where.where())
+    query = query.order_by(DeadLetter.first_failed_at, DeadLetter.message_id)
     if limit is not None:
-        sql += " LIMIT :limit"
-        params["limit"] = limit
-    return list(session.execute(text(sql), params).scalars())
+        query = query.limit(limit)
+    return list(session.scalars(query))
 
 
 def groups(session: Session, where: Filter) -> list[Group]:
     """Failure groups with counts and first/last seen, the largest first."""
-    condition, params = where.where()
-    sql = f"""
-        SELECT d.group_key, min(d.actor_name) AS actor_name, min(d.exception_type) AS exception_type,
-               min(d.normalised_reason) AS normalised_reason, min(d.reason) AS example_reason,
-               count(*) AS count, count(*) FILTER (WHERE d.status = 'dead') AS dead,
-               min(d.first_failed_at) AS first_seen, max(d.last_failed_at) AS last_seen
-        FROM dead_letters d WHERE {condition}
-        GROUP BY d.group_key ORDER BY count(*) DESC, max(d.last_failed_at) DESC
-    """
-    return [Group(**row._mapping) for row in session.execute(text(sql), params)]
+    d = DeadLetter
+    query = (
+        select(
+            d.group_key,
+            func.min(d.actor_name).label("actor_name"),
+            func.min(d.exception_type).label("exception_type"),
+            func.min(d.normalised_reason).label("normalised_reason"),
+            func.min(d.reason).label("example_reason"),
+            func.count().label("count"),
+            func.count().filter(d.status == "dead").label("dead"),
+            func.min(d.first_failed_at).label("first_seen"),
+            func.max(d.last_failed_at).label("last_seen"),
+        )
+        .where(where.where())
+        .group_by(d.group_key)
+        .order_by(func.count().desc(), func.max(d.last_failed_at).desc())
+    )
+    return [Group(**row._mapping) for row in session.execute(query)]
 
 
 def stats(session: Session) -> dict[str, dict[str, int]]:
     """Message counts per queue and status: `{"fulfilment": {"dead": 3, "redriven": 1}, ...}`."""
-    rows = session.execute(
-        text(
-            "SELECT queue_name, status, count(*) FROM dead_letters GROUP BY queue_name, status ORDER BY 1, 2"
-        )
+    d = DeadLetter
+    query = (
+        select(d.queue_name, d.status, func.count())
+        .group_by(d.queue_name, d.status)
+        .order_by(d.queue_name, d.status)
     )
     result: dict[str, dict[str, int]] = {}
-    for queue, status, number in rows:
+    for queue, status, number in session.execute(query):
         result.setdefault(queue, {})[status] = int(number)
     return result
 
 
-def events(session: Session, message_id: str) -> list[Event]:
+def events(session: Session, message_id: str) -> list[DeadLetterEvent]:
     """The history of one message, oldest first."""
-    rows = session.execute(
-        text(
-            "SELECT message_id, kind, operator, at, detail FROM dead_letter_events "
-            "WHERE message_id = :id ORDER BY id"
-        ),
-        {"id": message_id},
+    query = (
+        select(DeadLetterEvent).where(DeadLetterEvent.message_id == message_id).order_by(DeadLetterEvent.id)
     )
-    return [Event(**row._mapping) for row in rows]
+    return list(session.scalars(query))
 
 
-def audit_log(session: Session, *, limit: int = 100) -> list[AuditEntry]:
+def audit_log(session: Session, *, limit: int = 100) -> list[DeadLetterAudit]:
     """The latest operator actions, newest first."""
-    rows = session.execute(
-        text(
-            "SELECT id, at, operator, via, action, filter, count, outcome FROM dlq_audit "
-            "ORDER BY id DESC LIMIT :limit"
-        ),
-        {"limit": limit},
-    )
-    return [AuditEntry(**row._mapping) for row in rows]
+    return list(session.scalars(select(DeadLetterAudit).order_by(DeadLetterAudit.id.desc()).limit(limit)))

@@ -9,62 +9,46 @@ the caller's transaction, so a change and its history commit together. Re-drive 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Boolean, delete, func, insert, literal_column, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from shared.archive_filter import Filter
+from shared.dead_letter_models import DeadLetter, DeadLetterAudit, DeadLetterEvent
+
+#: What the sweeper learns about a death from its `.XQ` copy (`workers/dlq/deaths.py`).
+SWEPT_COLUMNS = (
+    "message_id", "queue_name", "actor_name", "message", "exception_type", "reason", "attempts",
+    "host", "raw_body",
+)  # fmt: skip
 
 
-@dataclass(frozen=True)
-class SweptMessage:
-    """A message taken off an `.XQ`, with what the sweeper could learn about its death."""
-
-    message_id: str
-    queue_name: str
-    actor_name: str
-    message: dict[str, Any]
-    exception_type: str
-    reason: str
-    attempts: int
-    host: str
-    raw_body: bytes | None
-
-
-_ARCHIVE = text(
-    """
-    INSERT INTO dead_letters (message_id, queue_name, actor_name, message, exception_type, reason,
-                              attempts, host, status, recorded_by, archived_at, raw_body)
-    VALUES (:message_id, :queue_name, :actor_name, CAST(:message AS jsonb), :exception_type, :reason,
-            :attempts, :host, 'dead', 'sweeper', now(), :raw_body)
-    ON CONFLICT (message_id) DO UPDATE SET
-        archived_at = now(), raw_body = coalesce(dead_letters.raw_body, EXCLUDED.raw_body)
-    WHERE dead_letters.archived_at IS NULL OR dead_letters.archived_at < dead_letters.last_failed_at
-    RETURNING (xmax = 0) AS inserted
-    """
-)
-
-
-def archive_swept(session: Session, swept: SweptMessage, *, operator: str) -> str | None:
+def archive_swept(session: Session, swept: DeadLetter, *, operator: str) -> str | None:
     """Upsert one swept message by id: "recorded" (new row), "archived" (the worker's row), or None.
 
-    None means this death was already archived (a copy swept twice after a crash between commit
-    and ack), so sweeping is idempotent. A row the worker recorded keeps its reason and traceback.
+    `swept` is an unsaved row holding `SWEPT_COLUMNS`. None means this death was already archived
+    (a copy swept twice after a crash between commit and ack), so sweeping is idempotent. A row
+    the worker recorded keeps its reason and traceback.
     """
-    fields = asdict(swept) | {"message": json.dumps(swept.message, default=str)}
-    inserted = session.execute(_ARCHIVE, fields).scalar_one_or_none()
+    values = {name: getattr(swept, name) for name in SWEPT_COLUMNS}
+    new = postgresql.insert(DeadLetter).values(
+        **values, status="dead", recorded_by="sweeper", archived_at=func.now()
+    )
+    statement = new.on_conflict_do_update(
+        index_elements=[DeadLetter.message_id],
+        set_={
+            "archived_at": func.now(),
+            "raw_body": func.coalesce(DeadLetter.raw_body, new.excluded.raw_body),
+        },
+        where=(DeadLetter.archived_at.is_(None)) | (DeadLetter.archived_at < DeadLetter.last_failed_at),
+    ).returning(literal_column("xmax = 0", Boolean).label("inserted"))
+    inserted = session.execute(statement).scalar_one_or_none()
     if inserted is None:
         return None
     record_event(session, [swept.message_id], "archived", operator, {"from": f"{swept.queue_name}.XQ"})
     return "recorded" if inserted else "archived"
-
-
-_EVENT = text(
-    "INSERT INTO dead_letter_events (message_id, kind, operator, detail) "
-    "SELECT id, :kind, :operator, CAST(:detail AS jsonb) FROM unnest(CAST(:ids AS text[])) AS id"
-)
 
 
 def record_event(
@@ -72,43 +56,38 @@ def record_event(
 ) -> None:
     """Append one history event per message."""
     if message_ids:
-        params = {"ids": message_ids, "kind": kind, "operator": operator, "detail": json.dumps(detail or {})}
-        session.execute(_EVENT, params)
-
-
-_AUDIT = text(
-    "INSERT INTO dlq_audit (operator, via, action, filter, count, outcome) "
-    "VALUES (:operator, :via, :action, CAST(:filter AS jsonb), :count, :outcome)"
-)
+        rows = [
+            {"message_id": id, "kind": kind, "operator": operator, "detail": detail or {}}
+            for id in message_ids
+        ]
+        session.execute(insert(DeadLetterEvent), rows)
 
 
 def audit(
     session: Session, *, operator: str, via: str, action: str, where: dict[str, Any], count: int, outcome: str
 ) -> None:
     """One row in the audit log; `where` is the filter (or ids) the operator gave."""
-    params = {"operator": operator, "via": via, "action": action, "count": count, "outcome": outcome}
-    session.execute(_AUDIT, params | {"filter": json.dumps(where, default=str)})
+    values = {"operator": operator, "via": via, "action": action, "count": count, "outcome": outcome}
+    session.execute(insert(DeadLetterAudit).values(**values, filter=_jsonable(where)))
+
+
+def _jsonable(where: dict[str, Any]) -> dict[str, Any]:
+    """`where` with values JSON cannot hold (dates, UUIDs) as their text."""
+    converted: dict[str, Any] = json.loads(json.dumps(where, default=str))
+    return converted
 
 
 def purge(session: Session, where: Filter, *, operator: str) -> list[str]:
     """Soft-delete matching messages (status purged, who and when); returns their ids."""
-    condition, params = where.where()
-    purged = list(
-        session.execute(
-            text(
-                f"UPDATE dead_letters d SET purged_from = d.status, status = 'purged', purged_at = now(), "
-                f"purged_by = :operator WHERE {condition} AND d.status <> 'purged' RETURNING d.message_id"
-            ),
-            params | {"operator": operator},
-        ).scalars()
+    statement = (
+        update(DeadLetter)
+        .where(where.where(), DeadLetter.status != "purged")
+        .values(purged_from=DeadLetter.status, status="purged", purged_at=func.now(), purged_by=operator)
+        .returning(DeadLetter.message_id)
     )
+    purged = list(session.scalars(statement, execution_options={"synchronize_session": False}))
     record_event(session, purged, "purged", operator)
     return purged
-
-
-_EXPIRE_PURGED = text(
-    "DELETE FROM dead_letters WHERE status = 'purged' AND purged_at < now() - make_interval(days => :days)"
-)
 
 
 def expire_purged(session: Session, *, retention_days: int) -> int:
@@ -117,22 +96,29 @@ def expire_purged(session: Session, *, retention_days: int) -> int:
     Until then a purge is only a status and `restore` undoes it; the audit log keeps the record
     of both the purge and the expiry.
     """
-    deleted = session.execute(_EXPIRE_PURGED, {"days": retention_days})
-    return int(deleted.rowcount)  # type: ignore[attr-defined]
+    statement = (
+        delete(DeadLetter)
+        .where(DeadLetter.status == "purged")
+        .where(DeadLetter.purged_at < func.now() - func.make_interval(0, 0, 0, retention_days))
+        .returning(DeadLetter.message_id)
+    )
+    return len(session.scalars(statement, execution_options={"synchronize_session": False}).all())
 
 
 def restore(session: Session, where: Filter, *, operator: str) -> list[str]:
     """Undo a purge: each message gets back the status it had; returns their ids."""
-    condition, params = where.with_status("purged").where()
-    restored = list(
-        session.execute(
-            text(
-                "UPDATE dead_letters d SET status = coalesce(d.purged_from, 'dead'), purged_from = NULL, "
-                f"purged_at = NULL, purged_by = NULL WHERE {condition} RETURNING d.message_id"
-            ),
-            params,
-        ).scalars()
+    statement = (
+        update(DeadLetter)
+        .where(where.with_status("purged").where())
+        .values(
+            status=func.coalesce(DeadLetter.purged_from, "dead"),
+            purged_from=None,
+            purged_at=None,
+            purged_by=None,
+        )
+        .returning(DeadLetter.message_id)
     )
+    restored = list(session.scalars(statement, execution_options={"synchronize_session": False}))
     record_event(session, restored, "restored", operator)
     return restored
 
@@ -141,11 +127,14 @@ def replace_message(
     session: Session, message_id: str, new_message: dict[str, Any], *, operator: str, detail: dict[str, Any]
 ) -> None:
     """Store an edited message; the first original is kept and the edit goes into the history."""
-    session.execute(
-        text(
-            "UPDATE dead_letters SET original_message = coalesce(original_message, message), "
-            "message = CAST(:message AS jsonb), edited_at = now() WHERE message_id = :id"
-        ),
-        {"id": message_id, "message": json.dumps(new_message)},
+    statement = (
+        update(DeadLetter)
+        .where(DeadLetter.message_id == message_id)
+        .values(
+            original_message=func.coalesce(DeadLetter.original_message, DeadLetter.message),
+            message=new_message,
+            edited_at=func.now(),
+        )
     )
+    session.execute(statement, execution_options={"synchronize_session": False})
     record_event(session, [message_id], "edited", operator, detail)

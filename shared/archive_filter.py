@@ -2,7 +2,8 @@
 
 The CLI options, the console's query string and the audit log all speak `Filter`, so "what
 `redrive --group X` touched" is recorded in the same words the operator typed. `where()` turns it
-into a SQL condition with bound parameters (never string-formatted values).
+into a condition over the `DeadLetter` model with bound parameters (never string-formatted values).
+`all` as a status means any of `STATUSES`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
-#: The statuses an archived message can be in; `all` in a filter means any of them.
-STATUSES = ("dead", "redriven", "purged")
+from sqlalchemy import ColumnElement, Text, and_, cast, or_, true
+
+from shared.dead_letter_models import STATUSES, DeadLetter
 
 
 @dataclass(frozen=True)
@@ -53,40 +55,38 @@ class Filter:
         values = asdict(self) | {"status": status}
         return Filter(**values)
 
-    def where(self) -> tuple[str, dict[str, Any]]:
-        """A SQL condition over `dead_letters` (aliased `d`) and its parameters."""
-        clauses: list[str] = []
-        params: dict[str, Any] = {}
+    def where(self) -> ColumnElement[bool]:
+        """The condition over `DeadLetter` this filter means; values are bound, never formatted in."""
+        clauses: list[ColumnElement[bool]] = []
         exact = {
-            "message_id": "d.message_id",
-            "queue": "d.queue_name",
-            "actor": "d.actor_name",
-            "error_type": "d.exception_type",
-            "group": "d.group_key",
+            "message_id": DeadLetter.message_id,
+            "queue": DeadLetter.queue_name,
+            "actor": DeadLetter.actor_name,
+            "error_type": DeadLetter.exception_type,
+            "group": DeadLetter.group_key,
         }
         for name, column in exact.items():
             value = getattr(self, name)
             if value is not None:
-                clauses.append(f"{column} = :{name}")
-                params[name] = value
+                clauses.append(column == value)
         if self.text:
+            pattern = f"%{_escape_like(self.text)}%"
             clauses.append(
-                "(d.reason ILIKE :text ESCAPE '\\' OR d.message::text ILIKE :text ESCAPE '\\' "
-                "OR d.message_id ILIKE :text ESCAPE '\\')"
+                or_(
+                    DeadLetter.reason.ilike(pattern, escape="\\"),
+                    cast(DeadLetter.message, Text).ilike(pattern, escape="\\"),
+                    DeadLetter.message_id.ilike(pattern, escape="\\"),
+                )
             )
-            params["text"] = f"%{_escape_like(self.text)}%"
         if self.since is not None:
-            clauses.append("d.last_failed_at >= :since")
-            params["since"] = self.since
+            clauses.append(DeadLetter.last_failed_at >= self.since)
         if self.until is not None:
-            clauses.append("d.last_failed_at < :until")
-            params["until"] = self.until
+            clauses.append(DeadLetter.last_failed_at < self.until)
         if self.status is None:
-            clauses.append("d.status <> 'purged'")
+            clauses.append(DeadLetter.status != "purged")
         elif self.status != "all":
-            clauses.append("d.status = :status")
-            params["status"] = self.status
-        return " AND ".join(clauses) or "TRUE", params
+            clauses.append(DeadLetter.status == self.status)
+        return and_(true(), *clauses)
 
 
 def _has_surrogate(value: str) -> bool:

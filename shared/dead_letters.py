@@ -9,59 +9,32 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, LargeBinary, String, Text, func, text
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import Text, bindparam, cast, func
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.orm import Session
 
-from shared.db import Base
+from shared.dead_letter_models import DeadLetter
 
-
-class DeadLetter(Base):
-    __tablename__ = "dead_letters"
-
-    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    queue_name: Mapped[str] = mapped_column(String(100))
-    actor_name: Mapped[str] = mapped_column(String(100))
-    message: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    exception_type: Mapped[str] = mapped_column(String(200))
-    reason: Mapped[str] = mapped_column(Text)
-    traceback: Mapped[str | None] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, default=1)
-    host: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), server_default="dead")
-    first_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    # The archive's columns (revision 0005): grouping, sweeping, re-drive, purge and edit history.
-    # `normalised_reason` and `group_key` are computed by a trigger, never written from Python.
-    normalised_reason: Mapped[str | None] = mapped_column(Text)
-    group_key: Mapped[str | None] = mapped_column(String(16))
-    recorded_by: Mapped[str] = mapped_column(String(20), server_default="worker")
-    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    raw_body: Mapped[bytes | None] = mapped_column(LargeBinary)
-    redrive_count: Mapped[int] = mapped_column(Integer, server_default="0")
-    last_redriven_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    purged_by: Mapped[str | None] = mapped_column(String(200))
-    purged_from: Mapped[str | None] = mapped_column(String(20))
-    original_message: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-_UPSERT = text(
-    """
-    INSERT INTO dead_letters (message_id, queue_name, actor_name, message, exception_type, reason,
-                              traceback, attempts, host, status)
-    VALUES (:message_id, :queue_name, :actor_name, CAST(:message AS jsonb), :exception_type, :reason,
-            :traceback, :attempts, :host, 'dead')
-    ON CONFLICT (message_id) DO UPDATE SET
-        message = EXCLUDED.message, exception_type = EXCLUDED.exception_type,
-        reason = EXCLUDED.reason, traceback = EXCLUDED.traceback,
-        attempts = dead_letters.attempts + EXCLUDED.attempts, host = EXCLUDED.host,
-        status = 'dead', last_failed_at = now()
-    """
+_INSERT = insert(DeadLetter).values(
+    # The middleware hands over the message already encoded (`storable_json`), so it is cast,
+    # not encoded a second time.
+    message=cast(bindparam("message_json", type_=Text), JSONB),
+    status="dead",
+)
+_UPSERT = _INSERT.on_conflict_do_update(
+    index_elements=[DeadLetter.message_id],
+    set_={
+        "message": _INSERT.excluded.message,
+        "exception_type": _INSERT.excluded.exception_type,
+        "reason": _INSERT.excluded.reason,
+        "traceback": _INSERT.excluded.traceback,
+        "attempts": DeadLetter.attempts + _INSERT.excluded.attempts,
+        "host": _INSERT.excluded.host,
+        "status": "dead",
+        "last_failed_at": func.now(),
+    },
 )
 
 
@@ -98,4 +71,6 @@ def storable_json(value: Any) -> str:
 
 def record(session: Session, **fields: Any) -> None:
     """Insert or refresh the reason for one dead message (see the module docstring)."""
+    fields = dict(fields)
+    fields["message_json"] = fields.pop("message")
     session.execute(_UPSERT, fields)

@@ -16,6 +16,7 @@ from shared import archive
 from shared.archive_filter import Filter
 from shared.broker import undecodable_message
 from shared.config import Settings
+from shared.dead_letter_models import DeadLetter
 from shared.dead_letters import record
 from shared.runtime import Runtime
 from tasks.fulfilment.models import Order
@@ -62,9 +63,18 @@ def invalid_order(settings: Settings, queue: str = "fulfilment") -> tuple[str, d
     return message_id, payload.model_dump(mode="json")
 
 
-def archived(runtime: Runtime, message_id: str) -> archive.ArchivedMessage | None:
+def archived(runtime: Runtime, message_id: str) -> DeadLetter | None:
     with runtime.sessions() as session:
         return archive.message(session, message_id)
+
+
+def columns(row: DeadLetter | None) -> dict[str, Any] | None:
+    """Every column of an archive row, to compare two reads of it."""
+    return (
+        None
+        if row is None
+        else {column.key: getattr(row, column.key) for column in DeadLetter.__table__.columns}
+    )
 
 
 def event_kinds(runtime: Runtime, message_id: str) -> list[str]:
@@ -72,7 +82,7 @@ def event_kinds(runtime: Runtime, message_id: str) -> list[str]:
         return [event.kind for event in archive.events(session, message_id)]
 
 
-def dead_lettered(settings: Settings, runtime: Runtime, message_id: str) -> archive.ArchivedMessage:
+def dead_lettered(settings: Settings, runtime: Runtime, message_id: str) -> DeadLetter:
     """Wait until the worker has recorded the message and its copy sits in the .XQ, then sweep."""
     wait_until(lambda: archived(runtime, message_id) and queue_depth(settings, XQ) > 0)
     run(settings, "sweep")
@@ -143,7 +153,7 @@ def test_sweeping_again_or_sweeping_a_copy_twice_changes_nothing(settings, broke
     publish_raw(settings, XQ, body)
     assert "1 already archived" in run(settings, "sweep").output
 
-    assert archived(runtime, message_id) == before
+    assert columns(archived(runtime, message_id)) == columns(before)
     assert event_kinds(runtime, message_id) == ["failed", "archived"]
     assert queue_depth(settings, XQ) == 0
 
@@ -240,7 +250,7 @@ def test_a_dry_run_changes_nothing(settings, broker, worker, runtime):
     result = run(settings, "redrive", "--queue", "fulfilment", "--dry-run")
 
     assert f"would re-drive 1 message(s):\n  {message_id}" in result.output
-    assert archived(runtime, message_id) == before
+    assert columns(archived(runtime, message_id)) == columns(before)
     assert queue_depth(settings, "fulfilment") == 0
     assert event_kinds(runtime, message_id) == ["failed", "archived"]
 

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from shared import archive
+from shared.dead_letter_models import DeadLetter, DeadLetterEvent
 from workers.dlq.cli_support import (
     MAX_LIMIT,
     TEXT,
@@ -57,9 +58,16 @@ def list_messages(dlq: DlqContext, /, limit: int, as_json: bool, **options: Any)
     print_table(("id", "status", "actor", "error", "attempts", "last failed", "reason"), rows)
 
 
-def _summary(message: archive.ArchivedMessage) -> dict[str, Any]:
-    hidden = ("message", "traceback", "raw_body", "original_message")
-    return {name: value for name, value in asdict(message).items() if name not in hidden}
+def _summary(message: DeadLetter) -> dict[str, Any]:
+    hidden = ("message", "traceback", "raw_body", "original_message", "normalised_reason")
+    return _columns(message, hidden)
+
+
+def _columns(row: DeadLetter | DeadLetterEvent, hidden: tuple[str, ...]) -> dict[str, Any]:
+    """A row's columns as a dict, leaving out `hidden` (internal or too long for a summary)."""
+    return {
+        column.key: getattr(row, column.key) for column in row.__table__.columns if column.key not in hidden
+    }
 
 
 @click.command()
@@ -74,7 +82,7 @@ def show(dlq: DlqContext, message_id: str, as_json: bool) -> None:
     if found is None:
         raise click.ClickException(f"no archived message {message_id!r}")
     details = _summary(found) | {"message": found.message, "traceback": found.traceback}
-    details["events"] = [asdict(event) for event in history]
+    details["events"] = [_columns(event, ("id",)) for event in history]
     if found.raw_body is not None:
         details["raw_body"] = found.raw_body.decode("utf-8", errors="replace")
     if as_json:

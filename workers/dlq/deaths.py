@@ -14,8 +14,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from shared.archive_changes import SweptMessage
 from shared.broker import UNDECODABLE_ACTOR, StrictJSONEncoder
+from shared.dead_letter_models import DeadLetter
 
 _REASONS = {
     "delivery_limit": (
@@ -33,8 +33,8 @@ _REASONS = {
 
 def describe(
     xq_name: str, body: bytes, headers: Mapping[str, Any] | None, *, host: str, delivery_limit: int
-) -> SweptMessage:
-    """The archive row for one `.XQ` copy, as complete as the copy allows.
+) -> DeadLetter:
+    """The archive row for one `.XQ` copy (unsaved), as complete as the copy allows.
 
     `x-delivery-count` is no help for the attempt count: it counts deliveries from the `.XQ`
     itself. A delivery-limit death means the queue's limit was passed; otherwise the Dramatiq
@@ -52,7 +52,7 @@ def describe(
     else:
         exception_type, reason = death_reason(death, xq_name=xq_name, deliveries=attempts)
         raw = None
-    return SweptMessage(
+    return DeadLetter(
         message_id=str(fields["message_id"]),
         queue_name=queue,
         actor_name=str(fields["actor_name"]),

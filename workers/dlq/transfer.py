@@ -11,36 +11,36 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from shared import archive
 from shared.archive_filter import Filter
+from shared.dead_letter_models import DeadLetter, DeadLetterEvent
 from shared.errors import InvalidMessage
 from workers.dlq.transfer_checks import checked_row
 
+#: Every archive column but the two the triggers compute from the reason.
 _COLUMNS = [
-    "message_id", "queue_name", "actor_name", "message", "exception_type", "reason", "traceback",
-    "attempts", "host", "status", "first_failed_at", "last_failed_at", "recorded_by", "archived_at",
-    "raw_body", "redrive_count", "last_redriven_at", "purged_at", "purged_by", "purged_from",
-    "original_message", "edited_at",
-]  # fmt: skip
-_JSON = ("message", "original_message")
+    column.key
+    for column in DeadLetter.__table__.columns
+    if column.key not in ("normalised_reason", "group_key")
+]
 
 
 def export_lines(session: Session, where: Filter) -> Iterator[str]:
     """One JSON line per matching message, oldest failure first."""
     for message in reversed(archive.messages(session, where, limit=None)):
-        row = {name: _jsonable(value) for name, value in asdict(message).items() if name in _COLUMNS}
+        row = {name: _jsonable(getattr(message, name)) for name in _COLUMNS}
         row["events"] = [_event(event) for event in archive.events(session, message.message_id)]
         yield json.dumps(row, sort_keys=True)
 
 
-def _event(event: archive.Event) -> dict[str, Any]:
+def _event(event: DeadLetterEvent) -> dict[str, Any]:
     return {
         "kind": event.kind,
         "operator": event.operator,
@@ -57,17 +57,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-_INSERT = text(
-    f"INSERT INTO dead_letters ({', '.join(_COLUMNS)}) VALUES ("
-    + ", ".join(f"CAST(:{name} AS jsonb)" if name in _JSON else f":{name}" for name in _COLUMNS)
-    + ") ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
-)
-_EVENT = text(
-    "INSERT INTO dead_letter_events (message_id, kind, operator, at, detail) "
-    "VALUES (:message_id, :kind, :operator, :at, CAST(:detail AS jsonb))"
-)
-
-
 def import_lines(session: Session, lines: Iterable[str]) -> tuple[int, int]:
     """Insert the messages of an export; returns (imported, already present).
 
@@ -80,13 +69,14 @@ def import_lines(session: Session, lines: Iterable[str]) -> tuple[int, int]:
         if not line.strip():
             continue
         row = checked_row(number, _parse(number, line))
-        if session.execute(_INSERT, _params(row)).scalar_one_or_none() is None:
+        new = postgresql.insert(DeadLetter).values(_params(row)).on_conflict_do_nothing()
+        if session.execute(new.returning(DeadLetter.message_id)).scalar_one_or_none() is None:
             skipped += 1
             continue
         imported += 1
-        for event in row["events"]:
-            detail = json.dumps(event["detail"])
-            session.execute(_EVENT, {"message_id": row["message_id"], **event, "detail": detail})
+        if row["events"]:
+            events = [{"message_id": row["message_id"], **event} for event in row["events"]]
+            session.execute(insert(DeadLetterEvent), events)
     return imported, skipped
 
 
@@ -100,8 +90,6 @@ def _parse(number: int, line: str) -> Any:
 def _params(row: dict[str, Any]) -> dict[str, Any]:
     """Insert parameters of a checked row; defaults for what an older export may lack."""
     params: dict[str, Any] = {name: row.get(name) for name in _COLUMNS}
-    for name in _JSON:
-        params[name] = json.dumps(params[name]) if params[name] is not None else None
     params["attempts"] = params["attempts"] or 1
     params["redrive_count"] = params["redrive_count"] or 0
     for name in ("first_failed_at", "last_failed_at"):

@@ -16,13 +16,24 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from shared.archive_filter import STATUSES
+from sqlalchemy import FromClause
+
+from shared.dead_letter_models import STATUSES, DeadLetter, DeadLetterEvent
 from shared.dead_letters import storable
 from shared.errors import InvalidMessage
 
-#: Text columns and their sizes (None: unbounded `text`); required ones first.
-_REQUIRED_TEXT = {"queue_name": 100, "actor_name": 100, "exception_type": 200, "reason": None, "host": 200}
-_OPTIONAL_TEXT = {"traceback": None, "recorded_by": 20, "purged_by": 200, "purged_from": 20}
+
+def _sizes(table: FromClause, names: Iterable[str]) -> dict[str, int | None]:
+    """The columns' lengths as the model declares them (None: unbounded `text`)."""
+    return {name: getattr(table.c[name].type, "length", None) for name in names}
+
+
+#: Text columns and their sizes; required ones first.
+_REQUIRED_TEXT = _sizes(
+    DeadLetter.__table__, ("queue_name", "actor_name", "exception_type", "reason", "host")
+)
+_OPTIONAL_TEXT = _sizes(DeadLetter.__table__, ("traceback", "recorded_by", "purged_by", "purged_from"))
+_EVENT_TEXT = _sizes(DeadLetterEvent.__table__, ("kind", "operator"))
 _INTEGERS = ("attempts", "redrive_count")
 _TIMES = ("first_failed_at", "last_failed_at", "archived_at", "last_redriven_at", "purged_at", "edited_at")
 _INT_MAX = 2**31 - 1
@@ -139,8 +150,8 @@ def _events(where: str, events: Any) -> list[dict[str, Any]]:
     checked = []
     for index, event in enumerate(events):
         at = f"{where}, events[{index}]"
-        kind = _text(at, "kind", event.get("kind"), 30, required=True)
-        operator = _text(at, "operator", event.get("operator"), 200, required=True)
+        kind = _text(at, "kind", event.get("kind"), _EVENT_TEXT["kind"], required=True)
+        operator = _text(at, "operator", event.get("operator"), _EVENT_TEXT["operator"], required=True)
         moment = _time(at, "at", event.get("at"))
         if moment is None:
             raise InvalidMessage(f"{at}: at must be an ISO 8601 time")
