@@ -34,9 +34,10 @@ fmt: $(STAMP)  ## Format and fix what ruff can fix
 	$(BIN)/ruff format shared tasks workers tests
 	$(BIN)/ruff check --fix shared tasks workers tests
 
-lint: $(STAMP)  ## ruff (lint and format check)
+lint: $(STAMP)  ## ruff (lint and format check), import contracts (lint-imports)
 	$(BIN)/ruff check shared tasks workers tests
 	$(BIN)/ruff format --check shared tasks workers tests
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)  ## mypy strict on shared, tasks and workers
 	$(BIN)/mypy
