@@ -94,8 +94,8 @@ class Entry:
 class JournalTransaction:
     """A set of entries posted together under one key.
 
-    The plain constructor does not check the balance, so that transactions read back from storage can
-    be audited by `find_violations`; rules build through `balanced`, which does.
+    The plain constructor does not check the balance, so that a transaction read back from storage is
+    taken as stored (and can be audited); rules build through `balanced`, which does.
     """
 
     posting_key: str
@@ -147,35 +147,6 @@ def payment_reversed(
     debits = [(account, -amount) for account, amount in capture if account != BUYER_PAYMENTS_CLEARING]
     lines = [*debits, (REFUNDS_PAYABLE, -quote.buyer_total_minor)]
     return _rule(PAYMENT_REVERSED, order_id, quote.currency, lines)
-
-
-def trial_balance(entries: Iterable[Entry]) -> dict[str, dict[str, int]]:
-    """Balance of every account touched, per currency; each currency's balances sum to zero in a sound
-    journal. Sorted, so two runs over the same journal print the same report."""
-    balances: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for entry in entries:
-        balances[entry.currency][entry.account] += entry.amount_minor
-    return {currency: dict(sorted(balances[currency].items())) for currency in sorted(balances)}
-
-
-def find_violations(transactions: Iterable[JournalTransaction]) -> list[str]:
-    """Human-readable problems in a journal: unbalanced transactions and posting keys used more than once.
-
-    Returns every problem rather than stopping at the first, because the report is read by a person
-    deciding what to repair.
-    """
-    by_key: defaultdict[str, list[JournalTransaction]] = defaultdict(list)
-    problems = []
-    for transaction in transactions:
-        by_key[transaction.posting_key].append(transaction)
-        if imbalance := transaction.imbalance():
-            problems.append(f"{transaction.posting_key}: unbalanced, entries sum to {imbalance}")
-    for key, posted in by_key.items():
-        if len(posted) > 1:
-            conflicting = any(not same_content(posted[0], other) for other in posted[1:])
-            detail = "with different content" if conflicting else "with the same content"
-            problems.append(f"{key}: posted {len(posted)} times {detail}")
-    return problems
 
 
 def same_content(a: JournalTransaction, b: JournalTransaction) -> bool:

@@ -21,15 +21,14 @@ from tasks.ledger.posting import (
     UnbalancedPosting,
     capture_terms,
     content_hash,
-    find_violations,
     funds_released,
     payment_captured,
     payment_reversed,
     same_content,
     seller_available,
     seller_pending,
-    trial_balance,
 )
+from tests.ledger_audit import find_violations, trial_balance
 
 ORDER = UUID("00000000-0000-0000-0000-0000000000aa")
 SELLER = "seller-bb"
