@@ -6,9 +6,9 @@ Grouping follows NServiceBus ServicePulse: messages that failed in the same acto
 exception type and the same reason (numbers, UUIDs and hex ids masked) share a `group_key`,
 computed by a database trigger so the worker's own upsert gets it too.
 
-Rows come back as the models of `shared/dead_letter_models.py`, loaded afresh on every read
+Rows come back as the models of `shared/dead_letters/models.py`, loaded afresh on every read
 (`populate_existing`), so a reader in a session that changed them never sees stale values.
-Writing lives in `shared/archive_changes.py`; the filter in `shared/archive_filter.py`.
+Writing lives in `changes.py`; the filter in `filter.py`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.archive_filter import Filter
-from shared.dead_letter_models import DeadLetter, DeadLetterAudit, DeadLetterEvent
+from shared.dead_letters.filter import Filter
+from shared.dead_letters.models import DeadLetter, DeadLetterAudit, DeadLetterEvent
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from sqlalchemy import Boolean, delete, func, insert, literal_column, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from shared.archive_filter import Filter
-from shared.dead_letter_models import DeadLetter, DeadLetterAudit, DeadLetterEvent
+from shared.dead_letters.filter import Filter
+from shared.dead_letters.models import DeadLetter, DeadLetterAudit, DeadLetterEvent
 
 #: What the sweeper learns about a death from its `.XQ` copy (`workers/dlq/deaths.py`).
 SWEPT_COLUMNS = (

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Text, and_, cast, or_, true
 
-from shared.dead_letter_models import STATUSES, DeadLetter
+from shared.dead_letters.models import STATUSES, DeadLetter
 
 
 @dataclass(frozen=True)

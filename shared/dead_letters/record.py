@@ -15,7 +15,7 @@ from sqlalchemy import Text, bindparam, cast, func
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
-from shared.dead_letter_models import DeadLetter
+from shared.dead_letters.models import DeadLetter
 
 _INSERT = insert(DeadLetter).values(
     # The middleware hands over the message already encoded (`storable_json`), so it is cast,

@@ -17,8 +17,7 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import Middleware, SkipMessage
 
-from shared import dead_letters
-from shared.dead_letters import storable_json, storable_text
+from shared.dead_letters.record import record, storable_json, storable_text
 from shared.redaction import truncate
 from shared.runtime import Runtime
 
@@ -67,6 +66,6 @@ class DeadLetterRecorder(Middleware):
         }
         try:
             with self._runtime().sessions.begin() as session:
-                dead_letters.record(session, **fields)
+                record(session, **fields)
         except Exception:
             logger.exception("could not record the dead-letter reason of %s", message.message_id)

@@ -23,16 +23,16 @@ import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 from pydantic import SecretStr
 
-from shared import archive
-from shared.archive_filter import Filter
 from shared.config import Settings
-from shared.dead_letters import record
+from shared.dead_letters import archive
+from shared.dead_letters.filter import Filter
+from shared.dead_letters.record import record
 from shared.runtime import Runtime
 from tests.factories import envelope_for, message_kwargs, place_order
 from tests.fixtures.services import queue_depth, wait_until
 from workers.api.app import create_app
-from workers.dlq import users
-from workers.dlq.web import build_console
+from workers.dlq.console import users
+from workers.dlq.console.app import build_console
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"

@@ -18,8 +18,8 @@ from shared.runtime import Runtime
 from tests.factories import order_body
 from tests.fixtures.live_api import RawResponse, csrf_of, live_api, one_connection, raw_request, sign_in
 from workers.api.tokens import create_token
-from workers.dlq import users
-from workers.dlq.web_auth import COOKIE
+from workers.dlq.console import users
+from workers.dlq.console.auth import COOKIE
 
 ERROR_KEYS = {"error", "message", "fields"}
 

@@ -11,11 +11,11 @@ import httpx
 import pytest
 
 from shared.config import Settings
-from shared.dead_letters import record
+from shared.dead_letters.record import record
 from shared.runtime import Runtime
 from tests.factories import envelope_for, message_kwargs, party, place_order
 from tests.fixtures.live_api import PASSWORD, live_api, sign_in
-from workers.dlq import users
+from workers.dlq.console import users
 
 NAME, LINE1, CITY = "Hermione Granger", "12 Grimmauld Place", "Ottery St Catchpole"
 

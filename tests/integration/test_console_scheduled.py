@@ -12,7 +12,7 @@ from shared.enqueue import enqueue
 from shared.runtime import Runtime
 from tests.factories import place_order
 from tests.fixtures.live_api import PASSWORD, live_api, sign_in
-from workers.dlq import users
+from workers.dlq.console import users
 
 
 @pytest.fixture

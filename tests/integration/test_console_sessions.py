@@ -8,12 +8,13 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from shared import archive
 from shared.config import Settings
+from shared.dead_letters import archive
 from shared.runtime import Runtime
 from tests.fixtures.live_api import PASSWORD, csrf_of, live_api, sign_in
-from workers.dlq import login_throttle, users, web_session
-from workers.dlq.web_auth import COOKIE
+from workers.dlq.console import cookie as session_cookie
+from workers.dlq.console import login_throttle, users
+from workers.dlq.console.auth import COOKIE
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_a_session_idle_past_the_idle_timeout_has_ended(server, clean_db):
     with clean_db.sessions.begin() as session:
         session.execute(
             text("UPDATE console_sessions SET last_seen_at = now() - make_interval(secs => :s)"),
-            {"s": web_session.IDLE_TIMEOUT_S + 1},
+            {"s": session_cookie.IDLE_TIMEOUT_S + 1},
         )
 
     assert page_with(server, cookie).status_code == 303

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 
 from shared.actors import ActorSpec, run_message
 from shared.config import Settings
-from shared.dead_letter_models import DeadLetter
+from shared.dead_letters.models import DeadLetter
 from shared.errors import PermanentError
 from shared.fees import DEFAULT_FEE_SCHEDULE_JSON, FeeSchedule
 from shared.idempotency import ProcessedMessage

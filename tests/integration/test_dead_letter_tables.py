@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from shared.dead_letter_models import DeadLetter, DeadLetterAudit, DeadLetterEvent
 from shared.db import Base
+from shared.dead_letters.models import DeadLetter, DeadLetterAudit, DeadLetterEvent
 
 TABLES = {DeadLetter.__tablename__, DeadLetterEvent.__tablename__, DeadLetterAudit.__tablename__}
 
@@ -17,7 +17,7 @@ def _ours(obj, kind: str) -> bool:
 
 
 def test_the_models_of_dead_letters_their_events_and_the_audit_log_match_the_migrations(runtime):
-    assert TABLES == {"dead_letters", "dead_letter_events", "dlq_audit"}
+    assert {"dead_letters", "dead_letter_events", "dlq_audit"} == TABLES
     with runtime.engine.connect() as connection:
         context = MigrationContext.configure(
             connection,

@@ -12,12 +12,12 @@ import pika
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
-from shared import archive
-from shared.archive_filter import Filter
 from shared.broker import undecodable_message
 from shared.config import Settings
-from shared.dead_letter_models import DeadLetter
-from shared.dead_letters import record
+from shared.dead_letters import archive
+from shared.dead_letters.filter import Filter
+from shared.dead_letters.models import DeadLetter
+from shared.dead_letters.record import record
 from shared.runtime import Runtime
 from tasks.fulfilment.models import Order
 from tests.factories import envelope_for, message_kwargs, place_order

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from shared.archive_filter import Filter
 from shared.config import Settings
-from shared.dead_letter_models import DeadLetter
-from shared.dead_letters import record
+from shared.dead_letters.filter import Filter
+from shared.dead_letters.models import DeadLetter
+from shared.dead_letters.record import record
 from shared.runtime import Runtime
 from tests.factories import envelope_for, message_kwargs, place_order
 from workers.dlq.cli import dlq

@@ -17,7 +17,7 @@ import pytest
 import structlog
 from sqlalchemy import select
 
-from shared.dead_letter_models import DeadLetter
+from shared.dead_letters.models import DeadLetter
 from shared.logs import configure_logging
 from shared.runtime import Runtime
 from tasks.fulfilment.models import Order

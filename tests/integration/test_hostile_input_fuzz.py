@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.archive_filter import Filter
 from shared.config import Settings
+from shared.dead_letters.filter import Filter
 from shared.runtime import Runtime
 from tests.fixtures.live_api import csrf_of, live_api, sign_in
-from workers.dlq import users
-from workers.dlq.web_auth import COOKIE
+from workers.dlq.console import users
+from workers.dlq.console.auth import COOKIE
 
 FUZZ = settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
 #: What HTTP carries in a header value: visible Latin-1 and spaces, no control characters.

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from shared import outcome
 from shared.actors import run_message
-from shared.dead_letter_models import DeadLetter
+from shared.dead_letters.models import DeadLetter
 from shared.idempotency import ProcessedMessage
 from shared.messages import Envelope
 from shared.runtime import Runtime

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from shared.actors import ActorSpec, run_message
 from shared.config import Settings
-from shared.dead_letter_models import DeadLetter
+from shared.dead_letters.models import DeadLetter
 from shared.errors import ConflictingReplay
 from shared.fees import (
     DEFAULT_FEE_SCHEDULE_JSON,

@@ -20,7 +20,7 @@ from dramatiq.middleware import Middleware
 from sqlalchemy import select
 
 from shared.broker import CirculateBroker
-from shared.dead_letter_models import DeadLetter
+from shared.dead_letters.models import DeadLetter
 from shared.errors import PermanentError
 from shared.outbox import OutboxRow
 from shared.runtime import Runtime

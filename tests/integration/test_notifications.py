@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from shared.config import Settings
-from shared.dead_letter_models import DeadLetter
+from shared.dead_letters.models import DeadLetter
 from shared.messages import Envelope, Payload
 from shared.outbox import OutboxRow
 from shared.runtime import Runtime

@@ -8,7 +8,7 @@ import uuid
 
 from sqlalchemy import select
 
-from shared.dead_letter_models import DeadLetter
+from shared.dead_letters.models import DeadLetter
 from shared.messages import Envelope
 from shared.runtime import Runtime
 from tasks.fulfilment.messages import CancelOrder

@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 
 from shared.db import Base
 from workers.api.tokens import ApiToken
-from workers.dlq import console_sessions, login_throttle, users
+from workers.dlq.console import login_throttle, sessions, users
 
 TABLES = {"api_tokens", "console_users", "console_sessions", "console_login_failures"}
 
@@ -19,7 +19,7 @@ def _ours(obj, kind: str) -> bool:
 
 def test_the_models_of_tokens_console_users_sessions_and_login_failures_match_the_migrations(runtime):
     assert {ApiToken.__tablename__, users.ConsoleUserRecord.__tablename__} <= TABLES
-    assert console_sessions.ConsoleSessionRecord.__tablename__ in TABLES
+    assert sessions.ConsoleSessionRecord.__tablename__ in TABLES
     assert login_throttle.LoginFailures.__tablename__ in TABLES
     with runtime.engine.connect() as connection:
         context = MigrationContext.configure(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from shared.dead_letter_models import DeadLetter
+from shared.dead_letters.models import DeadLetter
 from shared.messages import Envelope, Payload
 from shared.outbox import OutboxRow
 from shared.runtime import Runtime

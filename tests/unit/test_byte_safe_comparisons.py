@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tasks.shipping.webhooks import InvalidSignature, sign, verify
-from workers.dlq import web_session
+from workers.dlq.console import cookie as session_cookie
 
 SECRET = b"s" * 32
 WEBHOOK_SECRET = "whsec_test"
@@ -24,15 +24,15 @@ def test_a_non_ascii_webhook_signature_is_an_invalid_signature(candidate: str) -
 
 @pytest.mark.parametrize("mac", ["\u00e9" * 64, "\x00", "\ud800"])
 def test_a_non_ascii_cookie_signature_is_no_session(mac: str) -> None:
-    cookie = web_session.sign(web_session.new_session("olivia", now=NOW), SECRET)
+    cookie = session_cookie.sign(session_cookie.new_session("olivia", now=NOW), SECRET)
     body = cookie.rpartition(".")[0]
 
-    assert web_session.unsign(f"{body}.{mac}", SECRET, now=NOW) is None
+    assert session_cookie.unsign(f"{body}.{mac}", SECRET, now=NOW) is None
 
 
 @pytest.mark.parametrize("token", ["\u00e9\u00e9", "\x00", "\ud800"])
 def test_a_non_ascii_csrf_value_does_not_match(token: str) -> None:
-    assert not web_session.csrf_ok(web_session.new_session(None, now=NOW), token)
+    assert not session_cookie.csrf_ok(session_cookie.new_session(None, now=NOW), token)
 
 
 @given(header=st.text(max_size=300), body=st.binary(max_size=200))
@@ -56,6 +56,6 @@ def test_any_v1_value_next_to_a_good_timestamp_verifies_only_when_it_is_the_sign
 def test_any_cookie_and_csrf_value_is_a_session_or_none_and_never_a_crash(
     cookie: str, csrf: str | None
 ) -> None:
-    session = web_session.unsign(cookie, SECRET, now=NOW)
-    assert session is None or isinstance(session, web_session.ConsoleSession)
-    assert web_session.csrf_ok(session, csrf) in (True, False)
+    session = session_cookie.unsign(cookie, SECRET, now=NOW)
+    assert session is None or isinstance(session, session_cookie.ConsoleSession)
+    assert session_cookie.csrf_ok(session, csrf) in (True, False)

@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.dead_letters import storable, storable_json
+from shared.dead_letters.record import storable, storable_json
 
 _TRICKY = st.sampled_from(["\\", "u0000", "\\u0000", "\x00", "\ud800", "\udfff", '"', "\\\\", "é"])
 _TEXT = st.lists(st.one_of(_TRICKY, st.text(max_size=5)), max_size=8).map("".join)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy.dialects import postgresql
 
-from shared.archive_filter import Filter, from_mapping
 from shared.broker import undecodable_message
+from shared.dead_letters.filter import Filter, from_mapping
 from shared.errors import InvalidMessage
 from tests.factories import envelope_for, message_kwargs, place_order
 from workers.dlq import deaths, editing, redrive

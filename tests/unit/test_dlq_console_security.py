@@ -6,7 +6,8 @@ import pytest
 from pydantic import SecretStr
 
 from shared.errors import ConfigurationError
-from workers.dlq import masking, users, web_session
+from workers.dlq.console import cookie as session_cookie
+from workers.dlq.console import masking, users
 
 SECRET = b"s" * 32
 
@@ -43,25 +44,27 @@ def test_emails_and_card_numbers_in_free_text_are_scrubbed():
 
 
 def test_a_signed_session_round_trips_and_any_change_to_it_is_rejected():
-    session = web_session.new_session("olivia", now=1000)
-    cookie = web_session.sign(session, SECRET)
+    session = session_cookie.new_session("olivia", now=1000)
+    cookie = session_cookie.sign(session, SECRET)
 
-    assert web_session.unsign(cookie, SECRET, now=1001) == session
+    assert session_cookie.unsign(cookie, SECRET, now=1001) == session
     body, _, mac = cookie.rpartition(".")
-    forged = web_session.sign(web_session.ConsoleSession("mallory", session.csrf, session.expires), b"x" * 32)
+    forged = session_cookie.sign(
+        session_cookie.ConsoleSession("mallory", session.csrf, session.expires), b"x" * 32
+    )
     flipped = mac[:-1] + ("1" if mac[-1] == "0" else "0")  # always a different last digit
     for bad in (f"{body}.{flipped}", forged, "garbage", "", None, f"{body}x.{mac}"):
-        assert web_session.unsign(bad, SECRET, now=1001) is None
-    assert web_session.unsign(cookie, SECRET, now=session.expires + 1) is None
+        assert session_cookie.unsign(bad, SECRET, now=1001) is None
+    assert session_cookie.unsign(cookie, SECRET, now=session.expires + 1) is None
 
 
 def test_the_csrf_check_needs_the_sessions_own_token():
-    session = web_session.new_session(None, now=0)
+    session = session_cookie.new_session(None, now=0)
 
-    assert web_session.csrf_ok(session, session.csrf)
-    assert not web_session.csrf_ok(session, "guess")
-    assert not web_session.csrf_ok(session, None)
-    assert not web_session.csrf_ok(None, session.csrf)
+    assert session_cookie.csrf_ok(session, session.csrf)
+    assert not session_cookie.csrf_ok(session, "guess")
+    assert not session_cookie.csrf_ok(session, None)
+    assert not session_cookie.csrf_ok(None, session.csrf)
 
 
 class _Settings:
@@ -74,11 +77,11 @@ class _Settings:
 )
 def test_the_console_refuses_to_sign_without_a_real_secret(settings):
     with pytest.raises(ConfigurationError, match="CIRCULATE_CONSOLE_SECRET"):
-        web_session.console_secret(settings)
+        session_cookie.console_secret(settings)
 
 
 def test_a_secret_str_setting_is_accepted():
-    assert web_session.console_secret(_Settings(SecretStr("k" * 40))) == b"k" * 40
+    assert session_cookie.console_secret(_Settings(SecretStr("k" * 40))) == b"k" * 40
 
 
 def test_a_password_hash_verifies_only_its_own_password():

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from tests.factories import envelope_for, message_kwargs, order_body, party, place_order
-from workers.dlq import masking
+from workers.dlq.console import masking
 
 NAME, LINE1, CITY, POSTCODE = "Jane Doe", "12 Acacia Avenue", "Little Whinging", "KT22 7JZ"
 

@@ -17,7 +17,7 @@ from workers.api.limits import BodySizeLimit
 from workers.api.metrics import install_api_metrics
 from workers.api.printable import PrintableRequests
 from workers.api.request_log import install_request_log
-from workers.dlq.web import build_console
+from workers.dlq.console.app import build_console
 
 
 def create_app(settings: Settings) -> FastAPI:

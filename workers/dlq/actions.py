@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared import archive, archive_changes
-from shared.archive_filter import Filter
 from shared.config import Settings
+from shared.dead_letters import archive, changes
+from shared.dead_letters.filter import Filter
 from shared.errors import InvalidMessage
 from workers.dlq import editing
 from workers.dlq.redrive import RedriveResult, redrive
@@ -50,7 +50,7 @@ class Audit:
         self.done(0, f"failed: {type(error).__name__}: {error}"[:2000])
 
     def _write(self, session: Session, count: int, outcome: str) -> None:
-        archive_changes.audit(
+        changes.audit(
             session, operator=self.who.name, via=self.who.via, action=self.action,
             where=self.where, count=count, outcome=outcome,
         )  # fmt: skip
@@ -100,14 +100,14 @@ def redrive_matching(
 def purge_matching(sessions: sessionmaker[Session], where: Filter, *, who: Operator) -> list[str]:
     """Soft-delete matching messages; `restore_matching` brings them back."""
     with audited(sessions, who, "purge", where.describe()) as audit, sessions.begin() as session:
-        purged = archive_changes.purge(session, where, operator=who.name)
+        purged = changes.purge(session, where, operator=who.name)
         audit.done(len(purged), f"purged {len(purged)} message(s)", session=session)
     return purged
 
 
 def restore_matching(sessions: sessionmaker[Session], where: Filter, *, who: Operator) -> list[str]:
     with audited(sessions, who, "restore", where.describe()) as audit, sessions.begin() as session:
-        restored = archive_changes.restore(session, where, operator=who.name)
+        restored = changes.restore(session, where, operator=who.name)
         audit.done(len(restored), f"restored {len(restored)} message(s)", session=session)
     return restored
 
@@ -128,6 +128,6 @@ def edit_payload(
             audit.done(0, "payload unchanged", session=session)
             return False
         detail = {"before": found.payload, "after": after}
-        archive_changes.replace_message(session, message_id, new_message, operator=who.name, detail=detail)
+        changes.replace_message(session, message_id, new_message, operator=who.name, detail=detail)
         audit.done(1, "payload replaced", session=session)
     return True

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.broker import UNDECODABLE_ACTOR, StrictJSONEncoder
-from shared.dead_letter_models import DeadLetter
+from shared.dead_letters.models import DeadLetter
 
 _REASONS = {
     "delivery_limit": (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared.dead_letters import storable
+from shared.dead_letters.record import storable
 from shared.errors import InvalidMessage
 from shared.messages import decode_message
 from tasks.registry import PAYLOAD_TYPES

@@ -25,8 +25,8 @@ import pika
 from dramatiq.common import xq_name
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.archive_changes import archive_swept, audit, expire_purged
 from shared.config import QUEUES, Settings
+from shared.dead_letters.changes import archive_swept, audit, expire_purged
 from workers.dlq import deaths
 
 logger = logging.getLogger(__name__)

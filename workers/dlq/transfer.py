@@ -18,9 +18,9 @@ from sqlalchemy import insert, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from shared import archive
-from shared.archive_filter import Filter
-from shared.dead_letter_models import DeadLetter, DeadLetterEvent
+from shared.dead_letters import archive
+from shared.dead_letters.filter import Filter
+from shared.dead_letters.models import DeadLetter, DeadLetterEvent
 from shared.errors import InvalidMessage
 from workers.dlq.transfer_checks import checked_row
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import FromClause
 
-from shared.dead_letter_models import STATUSES, DeadLetter, DeadLetterEvent
-from shared.dead_letters import storable
+from shared.dead_letters.models import STATUSES, DeadLetter, DeadLetterEvent
+from shared.dead_letters.record import storable
 from shared.errors import InvalidMessage
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import click
 
 from shared.config import Settings
-from workers.dlq import cli_actions, cli_read, cli_users
-from workers.dlq.cli_support import DlqContext
+from workers.dlq.cli import actions, read, users
+from workers.dlq.cli.support import DlqContext
 
 
 @click.group()
@@ -32,17 +32,17 @@ def dlq(ctx: click.Context) -> None:
 
 
 for command in (
-    cli_read.stats,
-    cli_read.list_messages,
-    cli_read.show,
-    cli_read.groups,
-    cli_actions.sweep,
-    cli_actions.redrive,
-    cli_actions.purge,
-    cli_actions.restore,
-    cli_actions.edit,
-    cli_actions.export,
-    cli_actions.import_,
-    cli_users.user,
+    read.stats,
+    read.list_messages,
+    read.show,
+    read.groups,
+    actions.sweep,
+    actions.redrive,
+    actions.purge,
+    actions.restore,
+    actions.edit,
+    actions.export,
+    actions.import_,
+    users.user,
 ):
     dlq.add_command(command)

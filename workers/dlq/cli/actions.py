@@ -13,11 +13,11 @@ from typing import Any
 
 import click
 
-from shared import archive
-from shared.archive_filter import Filter
+from shared.dead_letters import archive
+from shared.dead_letters.filter import Filter
 from shared.errors import ConfigurationError, InvalidMessage
 from workers.dlq import actions, editing, sweeper, transfer
-from workers.dlq.cli_support import (
+from workers.dlq.cli.support import (
     MAX_LIMIT,
     TEXT,
     DlqContext,

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from shared import archive
-from shared.dead_letter_models import DeadLetter, DeadLetterEvent
-from workers.dlq.cli_support import (
+from shared.dead_letters import archive
+from shared.dead_letters.models import DeadLetter, DeadLetterEvent
+from workers.dlq.cli.support import (
     MAX_LIMIT,
     TEXT,
     DlqContext,

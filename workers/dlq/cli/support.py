@@ -18,10 +18,10 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.archive_filter import Filter
 from shared.config import Settings
 from shared.db import build_engine, build_sessionmaker
-from shared.dead_letter_models import STATUSES
+from shared.dead_letters.filter import Filter
+from shared.dead_letters.models import STATUSES
 from workers.dlq.actions import Operator
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from workers.dlq import users
 from workers.dlq.actions import audited
-from workers.dlq.cli_support import TEXT, DlqContext, cli_operator, operator_option, pass_dlq, print_table
+from workers.dlq.cli.support import TEXT, DlqContext, cli_operator, operator_option, pass_dlq, print_table
+from workers.dlq.console import users
 
 
 @click.group()

@@ -5,7 +5,7 @@
 Pages: queues overview, failure groups, a filtered message list, one message (payload masked,
 traceback), a confirmation step before re-drive, purge or restore, and the audit log. Actions
 call the same functions as the CLI (`workers.dlq.actions`), audited with `via = console`. Access
-rules and refusals are in `web_auth.py`; GET pages never change anything.
+rules and refusals are in `auth.py`; GET pages never change anything.
 """
 
 from __future__ import annotations
@@ -25,13 +25,15 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from shared import archive, schedule
-from shared.archive_changes import audit
-from shared.archive_filter import Filter, from_mapping
+from shared import schedule
 from shared.config import Settings
+from shared.dead_letters import archive
+from shared.dead_letters.changes import audit
+from shared.dead_letters.filter import Filter, from_mapping
 from workers.api.printable import control_character, refusal
-from workers.dlq import actions, console_sessions, login_throttle, masking, overview, users, web_session
-from workers.dlq.web_auth import (
+from workers.dlq import actions
+from workers.dlq.console import cookie, login_throttle, masking, overview, sessions, users
+from workers.dlq.console.auth import (
     TEMPLATES,
     ConsoleRoute,
     ConsoleState,
@@ -86,7 +88,7 @@ class ConsolePages:
         self.state = state
 
     def _page(
-        self, request: Request, template: str, session: web_session.ConsoleSession, **context: Any
+        self, request: Request, template: str, session: cookie.ConsoleSession, **context: Any
     ) -> Response:
         return TEMPLATES.TemplateResponse(request, template, {"csrf": session.csrf, **context})
 
@@ -97,7 +99,7 @@ class ConsolePages:
             raise Denied(400, f"bad filter: {error}") from error
 
     def login_form(self, request: Request, failed: bool = False) -> Response:
-        session = web_session.new_session(None, now=time.time())
+        session = cookie.new_session(None, now=time.time())
         response = self._page(request, "login.html", session, user=None, failed=failed)
         write_session(response, request, self.state, session)
         return response
@@ -118,7 +120,7 @@ class ConsolePages:
             return RedirectResponse(str(request.url_for("console_login_form")) + "?failed=1", status_code=303)
         user, sid = outcome
         response = RedirectResponse(request.url_for("console_overview"), status_code=303)
-        write_session(response, request, self.state, web_session.new_session(user, now=time.time(), sid=sid))
+        write_session(response, request, self.state, cookie.new_session(user, now=time.time(), sid=sid))
         return response
 
     def _sign_in(self, name: str, password: str, client: str) -> tuple[str, str] | int:
@@ -131,7 +133,7 @@ class ConsolePages:
             user = users.authenticate(db, name, password)
             if user is not None:
                 login_throttle.forget(db, counted[0][0])
-                return user.name, console_sessions.start(db, user.name, client=client)
+                return user.name, sessions.start(db, user.name, client=client)
             locked = login_throttle.record_failure(db, counted)
             if locked:
                 _audit_lock(db, name, client, locked)
@@ -144,12 +146,12 @@ class ConsolePages:
         if session.sid is not None:
             await run_in_threadpool(self._end, session.sid)
         response = RedirectResponse(request.url_for("console_login_form"), status_code=303)
-        write_session(response, request, self.state, web_session.new_session(None, now=time.time()))
+        write_session(response, request, self.state, cookie.new_session(None, now=time.time()))
         return response
 
     def _end(self, sid: str) -> None:
         with self.state.sessions.begin() as db:
-            console_sessions.end(db, sid)
+            sessions.end(db, sid)
 
     def overview(self, request: Request) -> Response:
         user, session = signed_in(request, self.state)

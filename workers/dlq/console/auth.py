@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.config import Settings
 from shared.db import build_engine, build_sessionmaker
 from shared.errors import ConfigurationError
-from workers.dlq import console_sessions, web_session
-from workers.dlq.users import ConsoleUser
-from workers.dlq.web_session import ConsoleSession
+from workers.dlq.console import cookie, sessions
+from workers.dlq.console.cookie import ConsoleSession
+from workers.dlq.console.users import ConsoleUser
 
 COOKIE = "circulate_console"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -69,7 +69,7 @@ class ConsoleState:
     @property
     def secret(self) -> bytes:
         try:
-            return web_session.console_secret(self.settings)
+            return cookie.console_secret(self.settings)
         except ConfigurationError as error:
             raise Denied(503, str(error)) from error
 
@@ -89,14 +89,14 @@ class ConsoleState:
 
 
 def read_session(request: Request, state: ConsoleState) -> ConsoleSession | None:
-    return web_session.unsign(request.cookies.get(COOKIE), state.secret, now=time.time())
+    return cookie.unsign(request.cookies.get(COOKIE), state.secret, now=time.time())
 
 
 def write_session(response: Response, request: Request, state: ConsoleState, session: ConsoleSession) -> None:
     response.set_cookie(
         COOKIE,
-        web_session.sign(session, state.secret),
-        max_age=web_session.SESSION_TTL_S,
+        cookie.sign(session, state.secret),
+        max_age=cookie.SESSION_TTL_S,
         path=request.scope.get("root_path", "") + "/console",
         httponly=True,
         samesite="strict",
@@ -110,7 +110,7 @@ def signed_in(request: Request, state: ConsoleState) -> tuple[ConsoleUser, Conso
     if session is None or session.sid is None:
         raise LoginRequired()
     with state.sessions.begin() as db:
-        user = console_sessions.resume(db, session.sid)
+        user = sessions.resume(db, session.sid)
     if user is None:
         raise LoginRequired()
     return user, session
@@ -118,7 +118,7 @@ def signed_in(request: Request, state: ConsoleState) -> tuple[ConsoleUser, Conso
 
 def require_csrf(request: Request, state: ConsoleState, form: Any) -> None:
     """403 unless the form echoes the CSRF token of the request's session."""
-    if not web_session.csrf_ok(read_session(request, state), form.get("csrf")):
+    if not cookie.csrf_ok(read_session(request, state), form.get("csrf")):
         raise Denied(
             403, "This form is missing its CSRF token or has a wrong one. Reload the page and retry."
         )

@@ -18,8 +18,8 @@ from sqlalchemy import DateTime, ForeignKey, String, func, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db import Base
-from workers.dlq.users import ConsoleUser
-from workers.dlq.web_session import IDLE_TIMEOUT_S, SESSION_TTL_S
+from workers.dlq.console.cookie import IDLE_TIMEOUT_S, SESSION_TTL_S
+from workers.dlq.console.users import ConsoleUser
 
 
 class ConsoleSessionRecord(Base):
