@@ -131,6 +131,79 @@ def test_an_order_reads_back_with_its_history_and_unknown_orders_are_404(api, ru
         assert session.get(Order, order.id) is not None
 
 
+def test_an_order_with_a_label_reads_back_as_the_whole_documented_body(api, runtime):
+    from tasks.fulfilment.handlers import _new_order
+    from tasks.shipping.models import Label
+    from tests.factories import place_order
+
+    # Given an order with two transitions and a bought label
+    body = order_body()
+    with runtime.sessions.begin() as session:
+        order = _new_order(place_order(**body))
+        session.add(order)
+        session.flush()
+        for from_state, to_state in ((None, "placed"), ("placed", "confirmed")):
+            session.add(
+                OrderTransition(
+                    order_id=order.id, from_state=from_state, to_state=to_state, event="e", cause="test"
+                )
+            )
+        session.add(
+            Label(
+                order_id=order.id,
+                carrier="sandbox",
+                label_id="L-1",
+                tracking_number="T-1",
+                label_url="https://labels.test/L-1.pdf",
+                cost_minor=450,
+                currency="GBP",
+            )
+        )
+    # When it is read
+    response = api.get(f"/v1/orders/{body['order_id']}")
+    # Then the body is exactly this (timestamps as isoformat writes them, "+00:00")
+    with runtime.sessions() as session:
+        stored = session.get(Order, order.id)
+        assert stored is not None
+        transitions = session.scalars(
+            select(OrderTransition).where(OrderTransition.order_id == order.id).order_by(OrderTransition.id)
+        ).all()
+        placed_at = stored.placed_at.isoformat()
+    assert response.status_code == 200
+    assert response.json() == {
+        "order_id": body["order_id"],
+        "listing_id": body["listing_id"],
+        "state": stored.state,
+        "market": "GB",
+        "currency": "GBP",
+        "item_price_minor": 2500,
+        "shipping_price_minor": 299,
+        "placed_at": placed_at,
+        "label": {
+            "label_id": "L-1",
+            "tracking_number": "T-1",
+            "label_url": "https://labels.test/L-1.pdf",
+            "status": "purchased",
+        },
+        "history": [
+            {"from": t.from_state, "to": t.to_state, "event": "e", "cause": "test", "at": t.at.isoformat()}
+            for t in transitions
+        ],
+    }
+    assert list(response.json()) == [
+        "order_id",
+        "listing_id",
+        "state",
+        "market",
+        "currency",
+        "item_price_minor",
+        "shipping_price_minor",
+        "placed_at",
+        "label",
+        "history",
+    ]
+
+
 def test_cancel_queues_a_cancel_job(api, runtime):
     body = order_body()
     assert api.post("/v1/orders", json=body).status_code == 202
@@ -176,9 +249,10 @@ def test_a_user_opts_out_of_a_channel_and_reads_it_back(api):
     }
     response = api.put("/v1/users/u-7/notification-preferences/push", json={"opted_out": True})
     assert response.status_code == 200
-    assert api.get("/v1/users/u-7/notification-preferences").json()["channels"] == {
-        "email": False,
-        "push": True,
+    assert response.json() == {"user_id": "u-7", "channel": "push", "opted_out": True}
+    assert api.get("/v1/users/u-7/notification-preferences").json() == {
+        "user_id": "u-7",
+        "channels": {"email": False, "push": True},
     }
     assert api.put("/v1/users/u-7/notification-preferences/fax", json={"opted_out": True}).status_code == 422
     assert (
@@ -208,7 +282,8 @@ def test_a_signed_carrier_webhook_becomes_one_tracking_job_keyed_by_the_event(ap
         "occurred_at": "2026-11-25T18:00:00Z",
     }
     body = json.dumps(event).encode()
-    assert _webhook(api, settings, body).status_code == 202
+    response = _webhook(api, settings, body)
+    assert (response.status_code, response.json()) == (202, {"status": "accepted", "event_id": "evt-1"})
     with runtime.sessions() as session:
         row = session.scalars(select(OutboxRow)).one()
     message = json.loads(row.body)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +25,11 @@ from workers.api.errors import ApiError, responses
 from workers.api.printable import control_character
 
 router = APIRouter(prefix="/v1/carrier", tags=["carrier"])
+
+
+class WebhookAccepted(BaseModel):
+    status: Literal["accepted"]
+    event_id: str
 
 
 class TrackingWebhook(BaseModel):
@@ -48,13 +52,13 @@ class TrackingWebhook(BaseModel):
         return value
 
 
-@router.post("/webhooks", status_code=202, responses=responses(401))
+@router.post("/webhooks", status_code=202, response_model=WebhookAccepted, responses=responses(401))
 async def tracking_webhook(
     request: Request,
     session: DbSession,
     signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
     traceparent: Annotated[str | None, Header(max_length=100)] = None,
-) -> Any:
+) -> WebhookAccepted:
     """A tracking event from the carrier; 401 unless signed with the shared webhook secret."""
     body = await request.body()
     secret = request.app.state.settings.carrier_webhook_secret.get_secret_value()
@@ -86,4 +90,4 @@ async def tracking_webhook(
         session.commit()
 
     await run_in_threadpool(accept)
-    return JSONResponse(status_code=202, content={"status": "accepted", "event_id": event.event_id})
+    return WebhookAccepted(status="accepted", event_id=event.event_id)

@@ -17,11 +17,11 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -60,6 +60,45 @@ class Accepted(BaseModel):
     message_id: uuid.UUID
     correlation_id: str
     links: dict[str, str]
+
+
+#: A timestamp as `datetime.isoformat()` writes it (`+00:00`, not pydantic's `Z`): the body
+#: this route has always returned, which pollers may compare as text.
+IsoTimestamp = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class ShippingLabel(BaseModel):
+    label_id: str
+    tracking_number: str
+    label_url: str
+    status: Literal["purchased", "voided"]
+
+
+class OrderHistoryEntry(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_state: str | None = Field(alias="from", description="null for the order's first state")
+    to_state: str = Field(alias="to")
+    event: str
+    cause: str
+    at: IsoTimestamp
+
+
+class OrderDetail(BaseModel):
+    order_id: uuid.UUID
+    listing_id: uuid.UUID
+    state: str
+    market: str
+    currency: str
+    item_price_minor: int
+    shipping_price_minor: int
+    placed_at: IsoTimestamp
+    label: ShippingLabel | None = Field(description="null until a label is bought")
+    history: list[OrderHistoryEntry] = Field(description="Every state transition, oldest first")
 
 
 def _accept(
@@ -214,8 +253,8 @@ def _invalid(field: str, message: str) -> ApiError:
     )
 
 
-@router.get("/{order_id}")
-def get_order(order_id: uuid.UUID, session: DbSession, service: Reader) -> dict[str, Any]:
+@router.get("/{order_id}", response_model=OrderDetail)
+def get_order(order_id: uuid.UUID, session: DbSession, service: Reader) -> OrderDetail:
     """The order's state and full history, for services that poll."""
     order = session.get(Order, order_id)
     if order is None:
@@ -225,32 +264,28 @@ def get_order(order_id: uuid.UUID, session: DbSession, service: Reader) -> dict[
     history = session.scalars(
         select(OrderTransition).where(OrderTransition.order_id == order_id).order_by(OrderTransition.id)
     )
-    return {
-        "order_id": str(order.id),
-        "listing_id": str(order.listing_id),
-        "state": order.state,
-        "market": order.market,
-        "currency": order.currency,
-        "item_price_minor": order.item_price_minor,
-        "shipping_price_minor": order.shipping_price_minor,
-        "placed_at": order.placed_at.isoformat(),
-        "label": _label(session, order_id),
-        "history": [
-            {
-                "from": t.from_state,
-                "to": t.to_state,
-                "event": t.event,
-                "cause": t.cause,
-                "at": t.at.isoformat(),
-            }
+    return OrderDetail(
+        order_id=order.id,
+        listing_id=order.listing_id,
+        state=order.state,
+        market=order.market,
+        currency=order.currency,
+        item_price_minor=order.item_price_minor,
+        shipping_price_minor=order.shipping_price_minor,
+        placed_at=order.placed_at,
+        label=_label(session, order_id),
+        history=[
+            OrderHistoryEntry(
+                from_state=t.from_state, to_state=t.to_state, event=t.event, cause=t.cause, at=t.at
+            )
             for t in history
         ],
-    }
+    )
 
 
-def _label(session: Session, order_id: uuid.UUID) -> dict[str, Any] | None:
+def _label(session: Session, order_id: uuid.UUID) -> ShippingLabel | None:
     row = session.execute(
         text("SELECT label_id, tracking_number, label_url, status FROM labels WHERE order_id = :id"),
         {"id": order_id},
     ).first()
-    return dict(row._mapping) if row else None
+    return ShippingLabel.model_validate(dict(row._mapping)) if row else None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from tasks.notifications.handlers import opted_out, set_preference
 from tasks.notifications.messages import CHANNELS, Channel
@@ -24,20 +24,31 @@ class Preference(BaseModel):
     opted_out: StrictBool  # `0` or `"no"` is a client bug, not a choice
 
 
-@router.put("/{user_id}/notification-preferences/{channel}")
+class ChannelPreference(BaseModel):
+    user_id: str
+    channel: Channel
+    opted_out: bool
+
+
+class UserPreferences(BaseModel):
+    user_id: str
+    channels: dict[Channel, bool] = Field(description="Every channel, true where the user opted out")
+
+
+@router.put("/{user_id}/notification-preferences/{channel}", response_model=ChannelPreference)
 def put_preference(
     user_id: UserId, channel: Channel, body: Preference, session: DbSession, service: Enqueuer
-) -> Any:
+) -> ChannelPreference:
     """Opt a user out of (or back into) one channel; it applies to every later delivery."""
     set_preference(session, user_id, channel, body.opted_out)
     session.commit()
-    return {"user_id": user_id, "channel": channel, "opted_out": body.opted_out}
+    return ChannelPreference(user_id=user_id, channel=channel, opted_out=body.opted_out)
 
 
-@router.get("/{user_id}/notification-preferences")
-def get_preferences(user_id: UserId, session: DbSession, service: Reader) -> Any:
+@router.get("/{user_id}/notification-preferences", response_model=UserPreferences)
+def get_preferences(user_id: UserId, session: DbSession, service: Reader) -> UserPreferences:
     """Every channel with whether the user opted out of it (nobody is, until they say so)."""
-    return {
-        "user_id": user_id,
-        "channels": {channel: opted_out(session, user_id, channel) for channel in CHANNELS},
-    }
+    return UserPreferences(
+        user_id=user_id,
+        channels={channel: opted_out(session, user_id, channel) for channel in CHANNELS},
+    )
