@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from alembic import command
@@ -15,6 +18,7 @@ from shared.config import Settings
 from shared.db import database_name
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+PYPROJECT = Path(__file__).parents[1] / "pyproject.toml"
 
 
 def create_database_if_missing(settings: Settings) -> bool:
@@ -31,18 +35,29 @@ def create_database_if_missing(settings: Settings) -> bool:
 
 
 def alembic_config() -> Config:
-    config = Config()
+    """`[tool.alembic]` of pyproject.toml in a source checkout; an installed package has only its scripts."""
+    config = Config(toml_file=PYPROJECT if PYPROJECT.exists() else None)
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 
-def migrate(settings: Settings, revision: str = "heads") -> None:
-    """Upgrade the database to `revision`; by default every head (each domain has its own branch)."""
+@contextmanager
+def connected_config(settings: Settings, **attributes: Any) -> Iterator[Config]:
+    """An Alembic config whose env.py uses one transaction on the configured database.
+
+    `attributes` reach env.py too (`target_metadata` for autogenerate).
+    """
     engine = create_engine(settings.database_url)
     try:
         with engine.begin() as connection:
             config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            config.attributes.update(attributes, connection=connection)
+            yield config
     finally:
         engine.dispose()
+
+
+def migrate(settings: Settings, revision: str = "heads") -> None:
+    """Upgrade the database to `revision`; by default to the head (every head, were there several)."""
+    with connected_config(settings) as config:
+        command.upgrade(config, revision)

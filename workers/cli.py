@@ -224,6 +224,7 @@ def smtp_sink(host: str, port: int, maildir: str | None) -> None:
 
 
 def _attach_subcommands() -> None:
+    from workers.db_cli import db
     from workers.dlq.cli import dlq
     from workers.harness.demo.cli import demo
     from workers.ledger_cli import ledger
@@ -233,6 +234,7 @@ def _attach_subcommands() -> None:
     main.add_command(scheduled)
     main.add_command(dlq)
     main.add_command(demo)
+    main.add_command(db)
 
 
 _attach_subcommands()
