@@ -27,7 +27,9 @@ class ProcessedMessage(Base):
     kind: Mapped[str] = mapped_column(String(100))
     message_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     content_hash: Mapped[str] = mapped_column(String(64))
-    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    processed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
     duplicate_count: Mapped[int] = mapped_column(Integer, server_default="0")
 
 

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, String, Uuid, func, text
+from sqlalchemy import BigInteger, DateTime, Identity, Index, LargeBinary, String, Uuid, func, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db import Base, driver_connection
@@ -26,7 +26,7 @@ from shared.tracing import child_of
 class OutboxRow(Base):
     __tablename__ = "outbox"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     message_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
     queue_name: Mapped[str] = mapped_column(String(100))
     actor_name: Mapped[str] = mapped_column(String(100))
