@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +37,8 @@ def create_database_if_missing(settings: Settings) -> bool:
 
 def alembic_config() -> Config:
     """`[tool.alembic]` of pyproject.toml in a source checkout; an installed package has only its scripts."""
-    config = Config(toml_file=PYPROJECT if PYPROJECT.exists() else None)
+    # stdout as it is now (Alembic's default is bound at import), so click can capture what it prints.
+    config = Config(toml_file=PYPROJECT if PYPROJECT.exists() else None, stdout=sys.stdout)
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 

@@ -70,3 +70,13 @@ def test_after_the_branches_meet_every_revision_follows_exactly_one_other():
 
 def _by_id(scripts: list[Script], revision: str) -> Script:
     return next(script for script in scripts if script.revision == revision)
+
+
+def test_circulate_db_heads_prints_the_one_head():
+    from click.testing import CliRunner
+
+    from workers.cli import main
+
+    result = CliRunner().invoke(main, ["db", "heads"])
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == [_scripts()[-1].revision, "(head)"]
