@@ -13,86 +13,220 @@ QUEUES: tuple[str, ...] = ("fulfilment", "shipping", "ledger", "notifications")
 
 
 class Settings(BaseSettings):
-    """Every setting, its default (localhost, development) and its meaning. README lists them all."""
+    """Every setting, its default (localhost, development) and its meaning.
+
+    docs/reference/settings.md is generated from these fields; every one has a description
+    (tests/unit/test_settings_described.py).
+    """
 
     model_config = SettingsConfigDict(env_prefix="CIRCULATE_", extra="ignore", frozen=True)
 
-    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/circulate"
-    database_pool_size: int = Field(default=10, ge=1)
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/circulate"
+    database_url: str = Field(
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/circulate",
+        description="PostgreSQL, as a SQLAlchemy URL (psycopg 3 driver).",
+    )
+    database_pool_size: int = Field(default=10, ge=1, description="Database connections per process.")
+    amqp_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/circulate",
+        description="RabbitMQ; the URL's path is the vhost, which `circulate setup` creates if missing.",
+    )
     # RabbitMQ's management API: creates the vhost in setup, reads queue depths for the console.
-    rabbitmq_management_url: str = "http://127.0.0.1:15672"
-    rabbitmq_management_user: str = "guest"
-    rabbitmq_management_password: SecretStr = SecretStr("guest")
+    rabbitmq_management_url: str = Field(
+        default="http://127.0.0.1:15672",
+        description=(
+            "RabbitMQ's management API: vhost creation in setup, queue depths for the exporter and the "
+            "console."
+        ),
+    )
+    rabbitmq_management_user: str = Field(default="guest", description="User of the management API.")
+    rabbitmq_management_password: SecretStr = Field(
+        default=SecretStr("guest"), description="Password of the management API."
+    )
 
     # Queues: quorum queues survive a node loss and give a delivery limit that stops poison loops.
-    queue_type: str = Field(default="quorum", pattern="^(quorum|classic)$")
-    delivery_limit: int = Field(default=20, ge=1)
+    queue_type: str = Field(
+        default="quorum",
+        pattern="^(quorum|classic)$",
+        description="`quorum` (survives a node loss, and has the delivery limit) or `classic`.",
+    )
+    delivery_limit: int = Field(
+        default=20,
+        ge=1,
+        description=(
+            "Quorum queues' `x-delivery-limit`: a message that kills its worker this often is dead-lettered."
+        ),
+    )
 
     # Retries: a handful, backoff capped in minutes, a time limit well below RabbitMQ's
     # consumer timeout (30 minutes by default), so a stuck handler is stopped before the broker
     # closes the channel under every other in-flight message.
-    max_retries: int = Field(default=5, ge=0)
-    min_backoff_ms: int = Field(default=1_000, ge=1)
-    max_backoff_ms: int = Field(default=300_000, ge=1)
-    time_limit_ms: int = Field(default=120_000, ge=1_000)
-    max_age_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=1_000)
+    max_retries: int = Field(
+        default=5,
+        ge=0,
+        description=(
+            "Retries of a failing message before it is dead-lettered; also the most a producer's "
+            "`retries` option may ask."
+        ),
+    )
+    min_backoff_ms: int = Field(
+        default=1_000, ge=1, description="First retry backoff, doubling up to `max_backoff_ms` (with jitter)."
+    )
+    max_backoff_ms: int = Field(default=300_000, ge=1, description="Longest retry backoff.")
+    time_limit_ms: int = Field(
+        default=120_000,
+        ge=1_000,
+        description=(
+            "A handler still running after this long is stopped (well below RabbitMQ's 30-minute "
+            "consumer timeout)."
+        ),
+    )
+    max_age_ms: int = Field(
+        default=7 * 24 * 3600 * 1000,
+        ge=1_000,
+        description="A message older than this is dead-lettered instead of handled.",
+    )
 
     # Delays. Up to `broker_delay_max_ms` (retry backoff) a delayed message waits in RabbitMQ's
     # `.DQ`, held unacked by a worker until its eta: keep it well below RabbitMQ's consumer
     # timeout (30 minutes by default). Anything later waits in PostgreSQL (the outbox's
     # `available_at`) and the relay publishes it when due, so no worker holds it and a restart
     # costs nothing. A delay or eta beyond `schedule_max_delay_ms` is refused (dead-lettered).
-    broker_delay_max_ms: int = Field(default=300_000, ge=0)
-    schedule_max_delay_ms: int = Field(default=90 * 24 * 3600 * 1000, ge=1_000)
+    broker_delay_max_ms: int = Field(
+        default=300_000,
+        ge=0,
+        description=(
+            "The longest delay a worker may hold in a `.DQ`; later work waits in PostgreSQL and the "
+            "relay publishes it when due. Keep it well below RabbitMQ's `consumer_timeout`."
+        ),
+    )
+    schedule_max_delay_ms: int = Field(
+        default=90 * 24 * 3600 * 1000,
+        ge=1_000,
+        description="The furthest eta or delay accepted (90 days); beyond it a message is dead-lettered.",
+    )
 
     # Workers
-    worker_processes: int = Field(default=2, ge=1)
-    worker_threads: int = Field(default=8, ge=1)
-    worker_prefetch: int = Field(default=256, ge=1)
-    worker_shutdown_timeout_ms: int = Field(default=30_000, ge=1_000)
+    worker_processes: int = Field(default=2, ge=1, description="Default of `circulate worker --processes`.")
+    worker_threads: int = Field(
+        default=8, ge=1, description="Default of `circulate worker --threads` (threads per process)."
+    )
+    worker_prefetch: int = Field(
+        default=256,
+        ge=1,
+        description=(
+            "Unacknowledged messages per consumer (Dramatiq's default costs 24-43 % throughput here)."
+        ),
+    )
+    worker_shutdown_timeout_ms: int = Field(
+        default=30_000,
+        ge=1_000,
+        description="How long SIGTERM waits for in-flight messages before returning them to the queue.",
+    )
 
     # Outbox relay
-    relay_batch_size: int = Field(default=500, ge=1)
-    relay_poll_interval_ms: int = Field(default=50, ge=1)
-    outbox_retention_s: int = Field(default=3_600, ge=0)
+    relay_batch_size: int = Field(
+        default=500, ge=1, description="Outbox rows per relay pass: the publisher-confirm window."
+    )
+    relay_poll_interval_ms: int = Field(
+        default=50, ge=1, description="How long the relay waits when the outbox is drained."
+    )
+    outbox_retention_s: int = Field(
+        default=3_600,
+        ge=0,
+        description="Published outbox rows are kept this long for inspection, then pruned.",
+    )
 
     # HTTP API
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    api_max_body_bytes: int = Field(default=64 * 1024, ge=1_024)
+    api_host: str = Field(default="127.0.0.1", description="Bind address of `circulate api`.")
+    api_port: int = Field(default=8000, description="Port of `circulate api`.")
+    api_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1_024,
+        description="Request body limit of the API; a larger body gets a 413 before it is read.",
+    )
 
     # Carrier, push gateway and SMTP (the sandbox and sink by default)
-    carrier_url: str = "http://127.0.0.1:8100"
-    carrier_api_key: SecretStr = SecretStr("sandbox-api-key")
-    carrier_timeout_s: float = 5.0
-    carrier_webhook_secret: SecretStr = SecretStr("sandbox-webhook-secret")
-    push_url: str = "http://127.0.0.1:8100"
-    push_api_key: SecretStr = SecretStr("sandbox-api-key")
+    carrier_url: str = Field(
+        default="http://127.0.0.1:8100",
+        description="The carrier's HTTP API (the carrier sandbox by default).",
+    )
+    carrier_api_key: SecretStr = Field(
+        default=SecretStr("sandbox-api-key"), description="Bearer key for the carrier's API."
+    )
+    carrier_timeout_s: float = Field(default=5.0, description="Seconds per HTTP attempt to the carrier.")
+    carrier_webhook_secret: SecretStr = Field(
+        default=SecretStr("sandbox-webhook-secret"),
+        description="HMAC secret of the carrier's tracking webhooks (`Carrier-Signature`).",
+    )
+    push_url: str = Field(
+        default="http://127.0.0.1:8100", description="The push gateway (the carrier sandbox by default)."
+    )
+    push_api_key: SecretStr = Field(
+        default=SecretStr("sandbox-api-key"), description="Bearer key for the push gateway."
+    )
     push_timeout_s: float = Field(
         default=5.0, gt=0, description="Seconds per HTTP attempt to the push gateway."
     )
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 2525
-    smtp_sender: str = "Circulate <no-reply@circulate.test>"
+    smtp_host: str = Field(
+        default="127.0.0.1", description="SMTP relay for outgoing mail (the SMTP sink by default)."
+    )
+    smtp_port: int = Field(default=2525, description="Port of the SMTP relay.")
+    smtp_sender: str = Field(
+        default="Circulate <no-reply@circulate.test>", description="From address of outgoing mail."
+    )
 
     # Marketplace rules
-    fee_schedule_json: str | None = None
-    completion_hold_s: int = Field(default=3 * 24 * 3600, ge=0)
+    fee_schedule_json: str | None = Field(
+        default=None,
+        description=(
+            "Fees per market as JSON (see the ledger's fee schedule); unset, the built-in "
+            "GB/US/FR/DE/IT schedule."
+        ),
+    )
+    completion_hold_s: int = Field(
+        default=3 * 24 * 3600,
+        ge=0,
+        description="Hold between delivery and completion, when the seller's funds are released (3 days).",
+    )
 
     # Operator console: signs session cookies; at least 32 characters. Unset, /console answers 503.
-    console_secret: SecretStr | None = None
+    console_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Signs the operator console's session cookies; 32+ random characters. Unset, /console "
+            "answers 503."
+        ),
+    )
     # Purged dead letters stay restorable this long, then the sweeper deletes them for good.
-    dlq_purge_retention_days: int = Field(default=30, ge=0)
+    dlq_purge_retention_days: int = Field(
+        default=30,
+        ge=0,
+        description="Purged dead letters stay restorable this long; the sweeper then deletes them for good.",
+    )
 
     # Logs: one JSON object per line (`text` for a terminal), redacted either way (shared.logs).
-    log_format: str = Field(default="json", pattern="^(json|text)$")
-    log_level: str = Field(default="INFO", pattern="^(?i:debug|info|warning|error|critical)$")
+    log_format: str = Field(
+        default="json",
+        pattern="^(json|text)$",
+        description="`json` (one object per line) or `text` for a terminal; redacted either way.",
+    )
+    log_level: str = Field(
+        default="INFO",
+        pattern="^(?i:debug|info|warning|error|critical)$",
+        description="Root log level (`circulate --verbose` means DEBUG).",
+    )
 
     # Metrics
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int = 9191
-    metrics_dir: str | None = None
+    metrics_host: str = Field(default="127.0.0.1", description="Bind address of the Prometheus endpoints.")
+    metrics_port: int = Field(
+        default=9191, description="Workers serve /metrics on this port, the relay on +1, the exporter on +2."
+    )
+    metrics_dir: str | None = Field(
+        default=None,
+        description=(
+            "Parent of the workers' multiprocess metrics directory (default: the temporary directory)."
+        ),
+    )
 
     @property
     def amqp_vhost(self) -> str:
