@@ -25,26 +25,71 @@ from typing import Any
 import psycopg
 from aiormq.abc import AbstractChannel
 from pamqp import commands as spec
+from sqlalchemy import ARRAY, String, Text, any_, bindparam, cast, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import make_url
+from sqlalchemy.sql.elements import ClauseElement
 
 from shared.broker import UNDECODABLE_ACTOR
 from shared.config import Settings
 from shared.db import libpq_url
+from shared.dead_letters.models import DeadLetter, DeadLetterEvent
 from shared.metrics import DEAD_LETTERS_REDRIVEN
 from shared.relay import open_channel
 
 DEFAULT_WINDOW = 100
 
-_LOCK = (
-    "SELECT message_id, queue_name, message FROM dead_letters WHERE message_id = ANY(%(ids)s) "
-    "AND status = 'dead' AND actor_name <> %(undecodable)s ORDER BY first_failed_at FOR UPDATE SKIP LOCKED"
+#: The dialect of the driver re-drive uses (psycopg 3), looked up by URL like an engine would.
+_DIALECT = make_url("postgresql+psycopg://").get_dialect()()
+
+
+@dataclass(frozen=True)
+class _Sql:
+    """A statement built on the archive's models, compiled for psycopg, with its constant parameters.
+
+    Re-drive talks to PostgreSQL through psycopg's async connection (one transaction held while
+    a window is published), so its statements are compiled once here instead of being run
+    through a SQLAlchemy session.
+    """
+
+    text: str
+    constants: dict[str, Any]
+
+    def params(self, **values: Any) -> dict[str, Any]:
+        return self.constants | values
+
+
+def _sql(statement: ClauseElement) -> _Sql:
+    compiled = statement.compile(dialect=_DIALECT)
+    return _Sql(str(compiled), {name: value for name, value in compiled.params.items() if value is not None})
+
+
+_IDS = bindparam("ids", type_=ARRAY(String))
+_LOCK = _sql(
+    select(DeadLetter.message_id, DeadLetter.queue_name, DeadLetter.message)
+    .where(
+        DeadLetter.message_id == any_(_IDS),
+        DeadLetter.status == "dead",
+        DeadLetter.actor_name != bindparam("undecodable", type_=String),
+    )
+    .order_by(DeadLetter.first_failed_at)
+    .with_for_update(skip_locked=True)
 )
-_MARK = (
-    "UPDATE dead_letters SET status = 'redriven', redrive_count = redrive_count + 1, "
-    "last_redriven_at = now() WHERE message_id = ANY(%(ids)s)"
+_MARK = _sql(
+    update(DeadLetter)
+    .where(DeadLetter.message_id == any_(_IDS))
+    .values(status="redriven", redrive_count=DeadLetter.redrive_count + 1, last_redriven_at=func.now())
 )
-_EVENT = (
-    "INSERT INTO dead_letter_events (message_id, kind, operator, detail) "
-    "SELECT id, 'redriven', %(operator)s, %(detail)s::jsonb FROM unnest(%(ids)s::text[]) AS id"
+_EVENT = _sql(
+    insert(DeadLetterEvent).from_select(
+        ["message_id", "kind", "operator", "detail"],
+        select(
+            func.unnest(_IDS),
+            literal("redriven"),
+            bindparam("operator", type_=String),
+            cast(bindparam("detail", type_=Text), JSONB),
+        ),
+    )
 )
 
 
@@ -118,7 +163,7 @@ async def _redrive_window(
     result: RedriveResult,
 ) -> None:
     async with conn.transaction():
-        cursor = await conn.execute(_LOCK, {"ids": batch, "undecodable": UNDECODABLE_ACTOR})
+        cursor = await conn.execute(_LOCK.text, _LOCK.params(ids=batch, undecodable=UNDECODABLE_ACTOR))
         rows = await cursor.fetchall()
         outcomes = await asyncio.gather(*(_publish(channel, *row) for row in rows), return_exceptions=True)
         confirmed = [row[0] for row, ok in zip(rows, outcomes, strict=True) if ok is True]
@@ -126,9 +171,9 @@ async def _redrive_window(
             if ok is True:
                 DEAD_LETTERS_REDRIVEN.labels(row[1]).inc()
         if confirmed:
-            await conn.execute(_MARK, {"ids": confirmed})
+            await conn.execute(_MARK.text, _MARK.params(ids=confirmed))
             detail = json.dumps({"via": "redrive"})
-            await conn.execute(_EVENT, {"ids": confirmed, "operator": operator, "detail": detail})
+            await conn.execute(_EVENT.text, _EVENT.params(ids=confirmed, operator=operator, detail=detail))
     result.published += len(confirmed)
     result.failed += len(rows) - len(confirmed)
     result.skipped += len(batch) - len(rows)
