@@ -1,8 +1,10 @@
 """Every Prometheus metric of Circulate, its name, labels and buckets: nothing else lives here.
 
 One module, as Oban's `telemetry.ex`, so a dashboard, an alert or a reader can find every name in
-one place (README.md, "Observability", describes each). Conventions: the `circulate_` prefix, base units
-(seconds, minor currency units), `_total` on counters, label values from small closed sets.
+one place. docs/reference/metrics.md is generated from these objects (name, type, labels, help),
+and docs/operations/observability.md says which process records each. Conventions: the
+`circulate_` prefix, base units (seconds, minor currency units), `_total` on counters, label values
+from small closed sets.
 
 Two kinds of metric, split on purpose:
 - module-level objects are recorded by the process that does the work (workers, API, relay,
@@ -122,7 +124,10 @@ class ExporterMetrics:
         )
         self.queue_oldest_message_age = Gauge(
             "circulate_queue_oldest_message_age_seconds",
-            "Age of the oldest message waiting in the queue (0 when empty); see docs for the method.",
+            (
+                "Age of the oldest message waiting in the queue (0 when empty); estimated as in "
+                "docs/operations/observability.md#queue-age."
+            ),
             ["queue"],
             registry=None,
         )
