@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export CIRCULATE_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/circulate_test
 export CIRCULATE_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/circulate_test
 
-.PHONY: help install system-packages promtool browser services fmt lint typecheck unit integration faults e2e test demo bench clean
+.PHONY: help install system-packages promtool browser services fmt lint docs typecheck unit integration faults e2e test demo bench clean
 
 help:  ## List the targets and what each needs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -34,10 +34,14 @@ fmt: $(STAMP)  ## Format and fix what ruff can fix
 	$(BIN)/ruff format shared tasks workers tests
 	$(BIN)/ruff check --fix shared tasks workers tests
 
-lint: $(STAMP)  ## ruff (lint and format check), import contracts (lint-imports)
-	$(BIN)/ruff check shared tasks workers tests
-	$(BIN)/ruff format --check shared tasks workers tests
+lint: $(STAMP)  ## ruff (lint and format check), import contracts (lint-imports), the strict docs build
+	$(BIN)/ruff check shared tasks workers tests docs/_hooks
+	$(BIN)/ruff format --check shared tasks workers tests docs/_hooks
 	$(BIN)/lint-imports --no-cache
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir artifacts/site
+
+docs: $(STAMP)  ## Build the docs site strictly (a dead link fails) into artifacts/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir artifacts/site
 
 typecheck: $(STAMP)  ## mypy strict on shared, tasks and workers
 	$(BIN)/mypy
