@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from shared import outbox, schedule
 from shared.config import QUEUES, Settings
 from shared.db import build_engine
+from shared.dead_letters import archive
 from shared.metrics import ExporterMetrics
 from shared.metrics_runtime import serve_metrics, stop_serving
 from shared.topology import management_client
@@ -44,10 +45,6 @@ logger = logging.getLogger(__name__)
 
 STATEMENT_TIMEOUT_MS = 5_000
 
-_DEAD_LETTERS = text(
-    "SELECT queue_name, actor_name, exception_type, count(*) FROM dead_letters "
-    "WHERE status = 'dead' GROUP BY 1, 2, 3"
-)
 _ORDERS = text("SELECT state, count(*) FROM orders GROUP BY state")
 _JOURNAL_EXISTS = text("SELECT to_regclass('journal_entries') IS NOT NULL")
 _LEDGER = text("SELECT currency, COALESCE(sum(amount_minor), 0) FROM journal_entries GROUP BY currency")
@@ -190,7 +187,7 @@ def _scheduled(connection: Connection, gauges: ExporterMetrics) -> None:
 
 
 def _dead_letters(connection: Connection, gauges: ExporterMetrics) -> None:
-    for queue, actor, exception_type, count in connection.execute(_DEAD_LETTERS):
+    for queue, actor, exception_type, count in connection.execute(archive.DEAD_BY_KIND):
         gauges.dead_letters.labels(q_name(queue), actor, exception_type).inc(count)
 
 

@@ -103,6 +103,14 @@ def stats(session: Session) -> dict[str, dict[str, int]]:
     return result
 
 
+#: Dead (not re-driven, not purged) messages per queue, actor and exception type: the exporter's gauge.
+DEAD_BY_KIND = (
+    select(DeadLetter.queue_name, DeadLetter.actor_name, DeadLetter.exception_type, func.count())
+    .where(DeadLetter.status == "dead")
+    .group_by(DeadLetter.queue_name, DeadLetter.actor_name, DeadLetter.exception_type)
+)
+
+
 def events(session: Session, message_id: str) -> list[DeadLetterEvent]:
     """The history of one message, oldest first."""
     query = (
