@@ -132,8 +132,13 @@ def _type(schema: dict[str, Any]) -> str:
         ("pattern", "matches `{}`"),
     ):
         if key in schema:
-            details.append(template.format(schema[key]))
+            details.append(template.format(_number(schema[key])))
     return cell(f"`{kind}`" + (f" ({', '.join(details)})" if details else ""))
+
+
+def _number(value: object) -> object:
+    """`10000000000` rather than `10000000000.0`: pydantic writes integer bounds as floats."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _schema_anchor(name: str) -> str:
