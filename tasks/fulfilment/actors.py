@@ -12,6 +12,8 @@ place_order = handler_actor(handlers.place_order, m.PlaceOrder)
 cancel_order = handler_actor(handlers.cancel_order, m.CancelOrder)
 record_label = handler_actor(handlers.record_label, m.RecordLabel)
 record_label_rejection = handler_actor(handlers.record_label_rejection, m.RecordLabelRejection)
+record_payment = handler_actor(handlers.record_payment, m.RecordPayment)
+record_payment_refusal = handler_actor(handlers.record_payment_refusal, m.RecordPaymentRefusal)
 record_tracking = handler_actor(handlers.record_tracking, m.RecordTracking)
 complete_order = handler_actor(handlers.complete_order, m.CompleteOrder)
 
@@ -20,6 +22,8 @@ ACTORS: list[ActorSpec[Any]] = [
     cancel_order,
     record_label,
     record_label_rejection,
+    record_payment,
+    record_payment_refusal,
     record_tracking,
     complete_order,
 ]

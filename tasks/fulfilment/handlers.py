@@ -2,10 +2,17 @@
 
 Each takes a unit of work and a payload, loads the order under a row lock, moves it through the
 state machine and writes follow-ups to the outbox. None commits, publishes or retries itself.
+
+The capture and the label are asked for side by side, so neither waits for the other; the ledger
+answers the capture (`record_payment` or `record_payment_refusal`), and the seller is handed the
+label only once both the label and the booked payment are in (`states.label_handover_due`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from shared.money import Money
 from shared.uow import UnitOfWork
 from tasks.fulfilment import followups as ask
 from tasks.fulfilment.messages import (
@@ -14,11 +21,20 @@ from tasks.fulfilment.messages import (
     PlaceOrder,
     RecordLabel,
     RecordLabelRejection,
+    RecordPayment,
+    RecordPaymentRefusal,
     RecordTracking,
 )
 from tasks.fulfilment.models import Order
 from tasks.fulfilment.orders import load_for_update, move, record, release_listing, reserve_listing
-from tasks.fulfilment.states import OrderEvent, OrderState, allowed_events
+from tasks.fulfilment.states import (
+    OrderEvent,
+    OrderState,
+    PaymentState,
+    allowed_events,
+    label_handover_due,
+    label_unwanted,
+)
 
 
 def place_order(uow: UnitOfWork, msg: PlaceOrder) -> None:
@@ -32,6 +48,7 @@ def place_order(uow: UnitOfWork, msg: PlaceOrder) -> None:
     uow.session.flush()
     record(uow.session, order, None, "order_placed", "checkout")
     if refusal := ask.payment_refusal(uow, order):
+        order.payment_state = PaymentState.REFUSED.value
         move(uow.session, order, OrderEvent.PAYMENT_REFUSED, refusal)
         ask.notify(uow, order, "needs_attention", "seller", reason=ask.PAYMENT_REFUSED_REASON)
         return
@@ -48,14 +65,45 @@ def place_order(uow: UnitOfWork, msg: PlaceOrder) -> None:
 
 
 def record_label(uow: UnitOfWork, msg: RecordLabel) -> None:
-    """The label exists: the seller ships. A label for an order cancelled meanwhile is voided."""
+    """The label exists: the seller gets it once the payment is booked too, whichever comes last.
+    A label for an order cancelled, or whose payment was refused, meanwhile is voided."""
     order = load_for_update(uow.session, msg.order_id)
-    if order.state == OrderState.CANCELLED:
-        uow.outbox.add(ask.void_label(order, "order cancelled before the label arrived"))
-    elif order.state == OrderState.CONFIRMED:
-        move(uow.session, order, OrderEvent.LABEL_PURCHASED, f"label {msg.label_id} from {msg.carrier}")
-        ask.notify(uow, order, "item_sold", "seller", amount=ask.amounts(uow, order)["seller"],
-                   label_url=msg.label_url, tracking_number=msg.tracking_number)  # fmt: skip
+    state = OrderState(order.state)
+    if label_unwanted(state, PaymentState(order.payment_state)):
+        uow.outbox.add(ask.void_label(order, _why_unwanted(state)))
+    elif state == OrderState.CONFIRMED:
+        order.label = msg.model_dump(mode="json", include=_LABEL_FIELDS)
+        if not _hand_over_label(uow, order):
+            cause = f"label {msg.label_id} from {msg.carrier}; waiting for the payment to be booked"
+            record(uow.session, order, order.state, "label_recorded", cause)
+
+
+def record_payment(uow: UnitOfWork, msg: RecordPayment) -> None:
+    """The ledger booked the payment: a label already recorded now goes to the seller."""
+    order = load_for_update(uow.session, msg.order_id)
+    if order.payment_state == PaymentState.BOOKED:
+        return
+    order.payment_state = PaymentState.BOOKED.value
+    booked = Money(msg.buyer_total_minor, msg.currency).format()
+    record(uow.session, order, order.state, "payment_booked", f"{booked} booked by the ledger")
+    _hand_over_label(uow, order)
+
+
+def record_payment_refusal(uow: UnitOfWork, msg: RecordPaymentRefusal) -> None:
+    """The ledger will never book the payment: the order stops before the seller has a label (one
+    already bought is voided) and needs attention; nothing is reversed, since nothing was booked."""
+    order = load_for_update(uow.session, msg.order_id)
+    previous = OrderState(order.state)
+    booked = order.payment_state == PaymentState.BOOKED  # a capture once booked stays booked
+    if booked or OrderEvent.PAYMENT_REFUSED not in allowed_events(previous):
+        record(uow.session, order, previous, "payment_refused", f"{msg.reason} (order left {previous})")
+        return
+    order.payment_state = PaymentState.REFUSED.value
+    move(uow.session, order, OrderEvent.PAYMENT_REFUSED, msg.reason)
+    if order.label is not None or previous == OrderState.LABEL_PURCHASED:
+        uow.outbox.add(ask.void_label(order, PAYMENT_NOT_BOOKED))
+        order.label = None
+    ask.notify(uow, order, "needs_attention", "seller", reason=ask.PAYMENT_REFUSED_REASON)
 
 
 def record_label_rejection(uow: UnitOfWork, msg: RecordLabelRejection) -> None:
@@ -98,12 +146,36 @@ def cancel_order(uow: UnitOfWork, msg: CancelOrder) -> None:
         return
     move(uow.session, order, OrderEvent.BUYER_CANCELLED, msg.reason)
     release_listing(uow.session, order)
-    if previous == OrderState.LABEL_PURCHASED:
+    if previous == OrderState.LABEL_PURCHASED or order.label is not None:
         uow.outbox.add(ask.void_label(order, msg.reason))
-    uow.outbox.add(ask.reverse_payment(order))
+    if order.payment_state != PaymentState.REFUSED:  # a refused payment was never booked
+        uow.outbox.add(ask.reverse_payment(order))
     amount = ask.amounts(uow, order)["buyer"]
     for role in ("buyer", "seller"):
         ask.notify(uow, order, "order_cancelled", role, amount=amount, recipient_role=role)
+
+
+#: Why a label is voided when the payment was refused; shipping keeps it with the voided label.
+PAYMENT_NOT_BOOKED = "the payment could not be booked"
+_LABEL_FIELDS = {"label_id", "tracking_number", "label_url", "carrier"}
+
+
+def _hand_over_label(uow: UnitOfWork, order: Order) -> bool:
+    """Move the order on and give the seller the label, if both it and the booked payment are in."""
+    label: dict[str, Any] | None = order.label
+    state, payment = OrderState(order.state), PaymentState(order.payment_state)
+    if label is None or not label_handover_due(state, payment, label_recorded=True):
+        return False
+    move(uow.session, order, OrderEvent.LABEL_PURCHASED, f"label {label['label_id']} from {label['carrier']}")
+    ask.notify(uow, order, "item_sold", "seller", amount=ask.amounts(uow, order)["seller"],
+               label_url=label["label_url"], tracking_number=label["tracking_number"])  # fmt: skip
+    return True
+
+
+def _why_unwanted(state: OrderState) -> str:
+    if state == OrderState.CANCELLED:
+        return "order cancelled before the label arrived"
+    return PAYMENT_NOT_BOOKED
 
 
 def _new_order(msg: PlaceOrder) -> Order:
@@ -119,5 +191,6 @@ def _new_order(msg: PlaceOrder) -> Order:
         item_price_minor=msg.item_price_minor,
         shipping_price_minor=msg.shipping_price_minor,
         state=OrderState.PLACED.value,
+        payment_state=PaymentState.PENDING.value,
         placed_at=msg.placed_at,
     )

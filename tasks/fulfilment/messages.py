@@ -96,6 +96,28 @@ class RecordLabelRejection(Payload):
     reason: str = Field(min_length=1, max_length=500)
 
 
+class RecordPayment(Payload):
+    """The ledger booked the order's payment (event from the ledger): the label may go to the seller."""
+
+    kind: ClassVar[str] = "fulfilment.record_payment"
+    queue: ClassVar[str] = "fulfilment"
+
+    order_id: UUID
+    buyer_total_minor: StrictInt = Field(ge=0, description="what the buyer paid, in minor units")
+    seller_net_minor: StrictInt = Field(ge=0, description="what the seller will earn, in minor units")
+    currency: CurrencyCode
+
+
+class RecordPaymentRefusal(Payload):
+    """The ledger will never book the order's payment (event from the ledger): a human must act."""
+
+    kind: ClassVar[str] = "fulfilment.record_payment_refusal"
+    queue: ClassVar[str] = "fulfilment"
+
+    order_id: UUID
+    reason: str = Field(min_length=1, max_length=500)
+
+
 class RecordTracking(Payload):
     """A carrier tracking event received by the webhook (`shipped`, `delivered`, ...)."""
 

@@ -1,4 +1,9 @@
-"""Fulfilment's tables: an order, the history of its state transitions, listing reservations."""
+"""Fulfilment's tables: an order, the history of its state transitions, listing reservations.
+
+An order also keeps the two facts its label handover waits for (`states.label_handover_due`): the
+ledger's answer about the payment (`payment_state`) and the label shipping recorded (`label`),
+kept so the seller can be handed it when the payment is booked after the label arrived.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ class Order(Base):
     shipping_price_minor: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(30))
     placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    payment_state: Mapped[str] = mapped_column(String(20), server_default="pending")
+    label: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -1,20 +1,28 @@
 """The order lifecycle as a pure transition table, so every handler agrees on what may happen next.
 
     placed ──item_reserved──▶ confirmed ──label_purchased──▶ label_purchased ──shipped──▶ shipped
-      │  │                     │     ▲                                                      │
-      │  │                     │     │                                                  delivered
-      │  │  address_rejected,  │     │ resolved_by_support                                  ▼
-      │  │  carrier_failed_    ▼     │                                                  delivered
-      │  │  permanently      needs_attention                                                │
-      │  │                     ▲                                                        hold_elapsed
-      │  └──payment_refused────┘                                                            ▼
-      │ item_already_sold                                                              [completed]
+      │  │                     │     ▲   (label recorded and     │                           │
+      │  │                     │     │    payment booked)        │                       delivered
+      │  │  address_rejected,  │     │ resolved_by_support       │ payment_refused           ▼
+      │  │  carrier_failed_    ▼     │                           │ (handed over before   delivered
+      │  │  permanently,     needs_attention ◀───────────────────┘  the payment gate)        │
+      │  │  payment_refused    ▲                                                        hold_elapsed
+      │  └──payment_refused────┘                                                             ▼
+      │ item_already_sold                                                               [completed]
       ▼
-  [cancelled] ◀──buyer_cancelled── from placed, confirmed, label_purchased or needs_attention
+    [cancelled] ◀──buyer_cancelled── from placed, confirmed, label_purchased or needs_attention
 
-`payment_refused` is the promise that no order ships unpaid: when the ledger could never book the
-payment (an unknown market, a currency the market is not priced in), the order stops before any
-label is asked for, with no listing reserved, and waits for a human.
+`label_purchased` means the seller has the label, and that needs two facts, which arrive in either
+order: shipping recorded the label, and the ledger booked the payment (`PaymentState.BOOKED`). A
+confirmed order with only one of them stays `confirmed`; `label_handover_due` is the rule. This is
+the promise that no order ships unpaid: a capture that is dead-lettered leaves the order confirmed,
+without its label, until the capture is re-driven and booked.
+
+`payment_refused` is the ledger's answer that it will never book the payment (an unknown market, a
+currency the market is not priced in). Fulfilment foresees some of these before asking for anything
+(from `placed`: no listing reserved, no label asked for); the rest come back from the ledger while the
+order is `confirmed`. From `label_purchased` it applies only to orders handed over before the
+payment gate existed. The order then waits for a human.
 
 `[completed]` and `[cancelled]` are final: no event leaves them. Cancellation stops at `shipped`
 because once the parcel is with the carrier the buyer's route is a return, not a cancellation; the
@@ -59,6 +67,14 @@ class OrderEvent(StrEnum):
     RESOLVED_BY_SUPPORT = "resolved_by_support"
 
 
+class PaymentState(StrEnum):
+    """What the ledger answered about the order's payment capture."""
+
+    PENDING = "pending"  # asked for (or not yet): no answer so far
+    BOOKED = "booked"
+    REFUSED = "refused"
+
+
 class IllegalTransition(PermanentError):
     """The event does not apply to the order's current state."""
 
@@ -91,10 +107,17 @@ TRANSITIONS: Mapping[OrderState, Mapping[OrderEvent, OrderState]] = MappingProxy
                 _E.LABEL_PURCHASED: _S.LABEL_PURCHASED,
                 _E.ADDRESS_REJECTED: _S.NEEDS_ATTENTION,
                 _E.CARRIER_FAILED_PERMANENTLY: _S.NEEDS_ATTENTION,
+                _E.PAYMENT_REFUSED: _S.NEEDS_ATTENTION,
                 _E.BUYER_CANCELLED: _S.CANCELLED,
             }
         ),
-        _S.LABEL_PURCHASED: MappingProxyType({_E.SHIPPED: _S.SHIPPED, _E.BUYER_CANCELLED: _S.CANCELLED}),
+        _S.LABEL_PURCHASED: MappingProxyType(
+            {
+                _E.SHIPPED: _S.SHIPPED,
+                _E.PAYMENT_REFUSED: _S.NEEDS_ATTENTION,
+                _E.BUYER_CANCELLED: _S.CANCELLED,
+            }
+        ),
         _S.SHIPPED: MappingProxyType({_E.DELIVERED: _S.DELIVERED}),
         _S.DELIVERED: MappingProxyType({_E.HOLD_ELAPSED: _S.COMPLETED}),
         _S.NEEDS_ATTENTION: MappingProxyType(
@@ -120,3 +143,14 @@ def allowed_events(state: OrderState) -> frozenset[OrderEvent]:
 def is_final(state: OrderState) -> bool:
     """No event leaves a final state, so nothing further needs scheduling for the order."""
     return state in FINAL_STATES
+
+
+def label_handover_due(state: OrderState, payment: PaymentState, *, label_recorded: bool) -> bool:
+    """Whether the seller may have the label now (`confirmed -> label_purchased`): only when the
+    label is recorded and the payment booked, whichever came last."""
+    return state is OrderState.CONFIRMED and payment is PaymentState.BOOKED and label_recorded
+
+
+def label_unwanted(state: OrderState, payment: PaymentState) -> bool:
+    """A label for this order would never be used: it is cancelled, or its payment was refused."""
+    return state is OrderState.CANCELLED or payment is PaymentState.REFUSED

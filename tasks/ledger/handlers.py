@@ -5,6 +5,15 @@ reversal first make sure the capture is booked: the order was paid at checkout w
 managed to confirm. Later postings reuse the capture's terms (`posting.capture_terms`), never a fresh
 quote, so a fee schedule change between capture and release cannot unbalance a seller's account.
 
+The capture is answered: fulfilment hands the seller a label only once it hears the payment is booked
+(`fulfilment.record_payment`, written in the transaction that books it). A capture the ledger's own
+rules refuse for good (`REFUSALS`: no fees for the market, another currency) books nothing and is
+answered with `fulfilment.record_payment_refusal` instead of being dead-lettered: the message was
+understood and the answer is final, so the order goes to `needs_attention`, where support sees it;
+a dead letter would only say it again, and a re-drive would refuse again. Any other failure (a
+conflicting replay, a database error) is not an answer: it is dead-lettered and the order waits,
+confirmed and without its label handed over, until the capture is re-driven and booked.
+
 Every function takes a per-order advisory lock first. Without it a release and a reversal of the same
 order, handled at once by two workers, would each see that the other has not been booked and both
 be posted; with it they run one after the other and the second is refused.
@@ -18,8 +27,9 @@ from sqlalchemy.orm import Session
 
 from shared import metrics
 from shared.errors import ConflictingReplay, PermanentError
-from shared.fees import FeeQuote, FeeSchedule, quote
+from shared.fees import FeeQuote, FeeSchedule, MarketCurrencyMismatch, UnknownMarket, quote
 from shared.uow import UnitOfWork
+from tasks.fulfilment.messages import RecordPayment, RecordPaymentRefusal
 from tasks.ledger import posting
 from tasks.ledger.messages import CapturePayment, OrderAmounts, ReleaseFunds, ReversePayment
 from tasks.ledger.models import EntryRecord, TransactionRecord
@@ -35,14 +45,29 @@ class PaymentAlreadyReversed(PermanentError):
     """A release arrived after the payment was reversed: the buyer is owed the money, not the seller."""
 
 
-class MarketCurrencyMismatch(PermanentError):
-    """The message's currency is not the one its market is priced in; booking it would mix currencies."""
+#: The refusals the ledger answers rather than dead-letters: the order's terms can never be booked
+#: under this ledger's fee schedule, however often the capture is retried (see the module docstring).
+REFUSALS = (UnknownMarket, MarketCurrencyMismatch)
 
 
 def capture_payment(uow: UnitOfWork, msg: CapturePayment) -> None:
-    """Book the buyer's payment, split between the seller (held), the marketplace and the carrier."""
+    """Book the buyer's payment, split between the seller (held), the marketplace and the carrier,
+    and tell fulfilment it is booked, or that it never will be."""
     _lock_order(uow.session, msg)
-    _ensure_captured(uow, msg)
+    try:
+        captured = _ensure_captured(uow, msg)
+    except REFUSALS as refused:
+        reason = f"payment cannot be booked: {refused}"
+        uow.outbox.add(RecordPaymentRefusal(order_id=msg.order_id, reason=reason))
+        return
+    uow.outbox.add(
+        RecordPayment(
+            order_id=msg.order_id,
+            buyer_total_minor=captured.buyer_total_minor,
+            seller_net_minor=captured.seller_net_minor,
+            currency=captured.currency,
+        )
+    )
 
 
 def release_funds(uow: UnitOfWork, msg: ReleaseFunds) -> None:
@@ -85,10 +110,9 @@ def _ensure_captured(uow: UnitOfWork, msg: OrderAmounts) -> FeeQuote:
 
 
 def _quote(uow: UnitOfWork, msg: OrderAmounts) -> FeeQuote:
-    """Today's charges for the order; an unknown market raises UnknownMarket (dead-lettered)."""
-    fees = uow.runtime.adapter("fees", FeeSchedule)[msg.market]
-    if fees.currency != msg.currency:
-        raise MarketCurrencyMismatch(f"market {msg.market} is priced in {fees.currency}, not {msg.currency}")
+    """Today's charges for the order, by the rule the API and fulfilment check too; raises one of
+    `REFUSALS` for an order that can never be booked."""
+    fees = uow.runtime.adapter("fees", FeeSchedule).for_order(msg.market, msg.currency)
     return quote(fees, msg.item_price_minor, msg.shipping_price_minor)
 
 

@@ -19,7 +19,7 @@ from shared.messages import Envelope, Payload
 from shared.outbox import OutboxRow
 from shared.runtime import Runtime
 from tasks.fulfilment import actors
-from tasks.fulfilment.messages import CancelOrder, CompleteOrder, RecordLabel, RecordTracking
+from tasks.fulfilment.messages import CancelOrder, CompleteOrder, RecordLabel, RecordPayment, RecordTracking
 from tasks.fulfilment.models import Order, OrderTransition
 from tasks.fulfilment.orders import OrderNotYetKnown
 from tests.factories import place_order
@@ -75,6 +75,14 @@ def confirmed_order(rt: Runtime) -> uuid.UUID:
     return payload.order_id
 
 
+def paid_order(rt: Runtime) -> uuid.UUID:
+    """A confirmed order whose capture the ledger has booked: its label goes to the seller on arrival."""
+    order_id = confirmed_order(rt)
+    booked = RecordPayment(order_id=order_id, buyer_total_minor=2994, seller_net_minor=2500, currency="GBP")
+    deliver(rt, actors.record_payment, booked)
+    return order_id
+
+
 def test_a_paid_order_is_confirmed_and_asks_for_payment_capture_a_label_and_a_confirmation(rt):
     order_id = confirmed_order(rt)
     assert state(rt, order_id) == "confirmed"
@@ -109,7 +117,7 @@ def test_two_buyers_paying_for_one_listing_at_once_get_exactly_one_confirmed_ord
 
 
 def test_a_label_moves_the_order_on_and_tells_the_seller_to_ship(rt):
-    order_id = confirmed_order(rt)
+    order_id = paid_order(rt)
     deliver(rt, actors.record_label, label_for(order_id))
     assert state(rt, order_id) == "label_purchased"
     item_sold = [p for kind, p in outbox(rt) if kind == "notifications.send" and p["template"] == "item_sold"]
@@ -118,7 +126,7 @@ def test_a_label_moves_the_order_on_and_tells_the_seller_to_ship(rt):
 
 
 def test_cancelling_after_the_label_voids_it_reverses_the_payment_tells_both_and_frees_the_listing(rt):
-    order_id = confirmed_order(rt)
+    order_id = paid_order(rt)
     deliver(rt, actors.record_label, label_for(order_id))
     deliver(rt, actors.cancel_order, CancelOrder(order_id=order_id, reason="buyer_request"))
     assert state(rt, order_id) == "cancelled"
@@ -142,8 +150,19 @@ def test_a_label_that_arrives_after_a_cancellation_is_voided(rt):
     assert [kind for kind, _ in outbox(rt)].count("shipping.void_label") == 1
 
 
-def test_a_shipped_order_cannot_be_cancelled_and_the_refusal_is_recorded(rt):
+def test_cancelling_an_order_whose_label_waits_for_the_payment_voids_the_label(rt):
     order_id = confirmed_order(rt)
+    deliver(rt, actors.record_label, label_for(order_id))
+
+    deliver(rt, actors.cancel_order, CancelOrder(order_id=order_id))
+
+    assert state(rt, order_id) == "cancelled"
+    kinds = [kind for kind, _ in outbox(rt)]
+    assert kinds.count("shipping.void_label") == 1 and "ledger.reverse_payment" in kinds
+
+
+def test_a_shipped_order_cannot_be_cancelled_and_the_refusal_is_recorded(rt):
+    order_id = paid_order(rt)
     deliver(rt, actors.record_label, label_for(order_id))
     deliver(rt, actors.record_tracking, tracking(order_id, "shipped"))
     deliver(rt, actors.cancel_order, CancelOrder(order_id=order_id))
@@ -157,7 +176,7 @@ def test_a_shipped_order_cannot_be_cancelled_and_the_refusal_is_recorded(rt):
 
 
 def test_a_delivery_seen_before_its_shipment_implies_it_and_schedules_completion(rt):
-    order_id = confirmed_order(rt)
+    order_id = paid_order(rt)
     deliver(rt, actors.record_label, label_for(order_id))
     deliver(rt, actors.record_tracking, tracking(order_id, "delivered"))
     assert state(rt, order_id) == "delivered"
@@ -170,7 +189,7 @@ def test_a_delivery_seen_before_its_shipment_implies_it_and_schedules_completion
 
 
 def test_completion_releases_the_sellers_funds(rt):
-    order_id = confirmed_order(rt)
+    order_id = paid_order(rt)
     deliver(rt, actors.record_label, label_for(order_id))
     deliver(rt, actors.record_tracking, tracking(order_id, "delivered"))
     deliver(rt, actors.complete_order, CompleteOrder(order_id=order_id))

@@ -21,13 +21,15 @@ from shared.errors import ConflictingReplay
 from shared.fees import (
     DEFAULT_FEE_SCHEDULE_JSON,
     FeeSchedule,
+    MarketCurrencyMismatch,
     UnknownMarket,
     fee_schedule_from_settings,
 )
 from shared.messages import Envelope
+from shared.outbox import OutboxRow
 from shared.runtime import AdapterFactory, Runtime
 from tasks.ledger import actors
-from tasks.ledger.handlers import FundsAlreadyReleased, MarketCurrencyMismatch, PaymentAlreadyReversed
+from tasks.ledger.handlers import FundsAlreadyReleased, PaymentAlreadyReversed
 from tasks.ledger.messages import CapturePayment, OrderAmounts, ReleaseFunds, ReversePayment
 from tasks.ledger.models import EntryRecord, TransactionRecord
 from tasks.ledger.posting import (
@@ -125,6 +127,13 @@ def _dead_letters(runtime: Runtime) -> list[DeadLetter]:
         return list(session.scalars(select(DeadLetter)))
 
 
+def _answers(runtime: Runtime, kind: str) -> list[dict[str, Any]]:
+    """The payloads of the `kind` messages the ledger wrote to the outbox for fulfilment."""
+    with runtime.sessions() as session:
+        rows = session.scalars(select(OutboxRow).where(OutboxRow.actor_name == kind).order_by(OutboxRow.id))
+        return [json.loads(row.body)["kwargs"]["payload"] for row in rows]
+
+
 def test_a_capture_posts_one_balanced_transaction_with_the_market_fees(ledger: Runtime) -> None:
     order = amounts()
 
@@ -174,9 +183,28 @@ def test_a_capture_of_the_same_order_with_other_amounts_is_dead_lettered_as_a_co
     assert "item_price_minor 2600 != captured 2500" in dead[0].reason
     capture = journal(ledger)[f"payment_captured:{order['order_id']}"]
     assert lines(capture)[seller_pending(order["seller_id"])] == -2500
+    # and fulfilment heard only of the booked capture: a dead letter is not an answer
+    assert len(_answers(ledger, "fulfilment.record_payment")) == 1
+    assert _answers(ledger, "fulfilment.record_payment_refusal") == []
 
 
-def test_an_unknown_market_is_dead_lettered_as_unknown_market(
+def test_a_booked_capture_tells_fulfilment_what_was_booked(ledger: Runtime) -> None:
+    order = amounts()
+
+    deliver(ledger, CapturePayment(**order))
+
+    assert _answers(ledger, "fulfilment.record_payment") == [
+        {
+            "order_id": str(order["order_id"]),
+            "buyer_total_minor": 2994,
+            "seller_net_minor": 2500,
+            "currency": "GBP",
+        }
+    ]
+    assert _answers(ledger, "fulfilment.record_payment_refusal") == []
+
+
+def test_a_capture_in_a_market_without_fees_is_answered_with_a_refusal_not_dead_lettered(
     broker: Any, worker: Any, ledger: Runtime
 ) -> None:
     payload = CapturePayment(**amounts(market="SE", currency="SEK"))
@@ -185,20 +213,30 @@ def test_an_unknown_market_is_dead_lettered_as_unknown_market(
     broker.join("ledger", timeout=10_000)
     worker.join()
 
-    dead = wait_until(lambda: _dead_letters(ledger))
-    assert (dead[0].exception_type, dead[0].attempts) == ("UnknownMarket", 1)
-    assert "'SE'" in dead[0].reason
+    [refusal] = wait_until(lambda: _answers(ledger, "fulfilment.record_payment_refusal"))
+    assert refusal["order_id"] == str(payload.order_id)
+    assert "no fees configured for market 'SE'" in refusal["reason"]
+    assert _dead_letters(ledger) == []
+    assert journal(ledger) == {}
+    assert _answers(ledger, "fulfilment.record_payment") == []
+
+
+def test_a_capture_in_a_currency_other_than_the_markets_is_answered_with_a_refusal(ledger: Runtime) -> None:
+    deliver(ledger, CapturePayment(**amounts(currency="EUR")))
+
+    [refusal] = _answers(ledger, "fulfilment.record_payment_refusal")
+    assert "GB is priced in GBP, not EUR" in refusal["reason"]
     assert journal(ledger) == {}
 
 
-def test_an_unknown_market_raises_a_permanent_error(ledger: Runtime) -> None:
+def test_a_reversal_in_a_market_without_fees_raises_a_permanent_error(ledger: Runtime) -> None:
     with pytest.raises(UnknownMarket):
-        deliver(ledger, CapturePayment(**amounts(market="SE", currency="SEK")))
+        deliver(ledger, ReversePayment(**amounts(market="SE", currency="SEK")))
 
 
-def test_a_currency_other_than_the_markets_is_refused(ledger: Runtime) -> None:
+def test_a_release_in_a_currency_other_than_the_markets_is_refused(ledger: Runtime) -> None:
     with pytest.raises(MarketCurrencyMismatch, match="GB is priced in GBP, not EUR"):
-        deliver(ledger, CapturePayment(**amounts(currency="EUR")))
+        deliver(ledger, ReleaseFunds(**amounts(currency="EUR")))
 
 
 def test_a_reversal_that_overtakes_its_capture_posts_the_capture_then_the_reversal(ledger: Runtime) -> None:

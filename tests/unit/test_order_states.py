@@ -10,8 +10,11 @@ from tasks.fulfilment.states import (
     IllegalTransition,
     OrderEvent,
     OrderState,
+    PaymentState,
     allowed_events,
     is_final,
+    label_handover_due,
+    label_unwanted,
     transition,
 )
 
@@ -25,7 +28,9 @@ LEGAL = [
     (S.CONFIRMED, E.LABEL_PURCHASED, S.LABEL_PURCHASED),
     (S.CONFIRMED, E.ADDRESS_REJECTED, S.NEEDS_ATTENTION),
     (S.CONFIRMED, E.CARRIER_FAILED_PERMANENTLY, S.NEEDS_ATTENTION),
+    (S.CONFIRMED, E.PAYMENT_REFUSED, S.NEEDS_ATTENTION),
     (S.LABEL_PURCHASED, E.SHIPPED, S.SHIPPED),
+    (S.LABEL_PURCHASED, E.PAYMENT_REFUSED, S.NEEDS_ATTENTION),
     (S.SHIPPED, E.DELIVERED, S.DELIVERED),
     (S.DELIVERED, E.HOLD_ELAPSED, S.COMPLETED),
     (S.PLACED, E.BUYER_CANCELLED, S.CANCELLED),
@@ -109,3 +114,24 @@ def test_random_events_never_leave_the_defined_states_nor_a_final_state(
             continue
         assert state in OrderState
         assert not is_final(before), f"left final state {before} on {event}"
+
+
+@pytest.mark.parametrize("payment", list(PaymentState))
+@pytest.mark.parametrize("label_recorded", [True, False])
+def test_the_seller_gets_the_label_only_once_it_is_recorded_and_the_payment_booked(
+    payment: PaymentState, label_recorded: bool
+) -> None:
+    due = label_handover_due(S.CONFIRMED, payment, label_recorded=label_recorded)
+    assert due is (label_recorded and payment is PaymentState.BOOKED)
+
+
+@pytest.mark.parametrize("state", [s for s in OrderState if s is not S.CONFIRMED])
+def test_only_a_confirmed_order_has_its_label_handed_over(state: OrderState) -> None:
+    assert not label_handover_due(state, PaymentState.BOOKED, label_recorded=True)
+
+
+def test_a_label_is_unwanted_once_the_order_is_cancelled_or_its_payment_refused() -> None:
+    assert label_unwanted(S.CANCELLED, PaymentState.BOOKED)
+    assert label_unwanted(S.NEEDS_ATTENTION, PaymentState.REFUSED)
+    assert not label_unwanted(S.CONFIRMED, PaymentState.PENDING)
+    assert not label_unwanted(S.NEEDS_ATTENTION, PaymentState.PENDING)  # an address to fix, say
