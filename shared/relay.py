@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,6 +21,8 @@ import psycopg
 from aiormq.abc import AbstractChannel
 from pamqp import commands as spec
 
+from shared import crash_points
+from shared.broker_nodes import connect_any
 from shared.outbox import PendingMessage
 
 logger = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ async def relay_once(
         if channel.is_closed:
             # Nothing more can be confirmed on this channel: roll the batch back and reconnect.
             raise ConnectionError("the AMQP channel closed while publishing")
+        crash_points.reach("relay.after_publish")
         confirmed = [row.id for row, result in zip(rows, results, strict=True) if result is True]
         for row, result in zip(rows, results, strict=True):
             if result is not True:
@@ -84,7 +88,8 @@ async def prune(conn: psycopg.AsyncConnection[tuple[object, ...]], *, retention_
         return cursor.rowcount
 
 
-async def open_channel(amqp_url: str) -> tuple[aiormq.abc.AbstractConnection, AbstractChannel]:
-    connection = await aiormq.connect(amqp_url)
+async def open_channel(amqp_urls: Sequence[str]) -> tuple[aiormq.abc.AbstractConnection, AbstractChannel]:
+    """A publisher-confirm channel on the first live node of `amqp_urls` (`shared.broker_nodes`)."""
+    connection = await connect_any(amqp_urls)
     channel = await connection.channel(publisher_confirms=True)
     return connection, channel

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import crash_points
 from shared.messages import Envelope
 from shared.outbox import Outbox
 
@@ -58,6 +59,7 @@ class UnitOfWork:
 
     def commit(self) -> None:
         self.session.commit()
+        crash_points.reach("worker.after_commit")
 
     def __exit__(self, *exc: Any) -> None:
         _exit(self.session, *exc)
