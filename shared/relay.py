@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,7 +21,6 @@ from aiormq.abc import AbstractChannel
 from pamqp import commands as spec
 
 from shared import crash_points
-from shared.broker_nodes import connect_any
 from shared.outbox import PendingMessage
 
 logger = logging.getLogger(__name__)
@@ -88,8 +86,7 @@ async def prune(conn: psycopg.AsyncConnection[tuple[object, ...]], *, retention_
         return cursor.rowcount
 
 
-async def open_channel(amqp_urls: Sequence[str]) -> tuple[aiormq.abc.AbstractConnection, AbstractChannel]:
-    """A publisher-confirm channel on the first live node of `amqp_urls` (`shared.broker_nodes`)."""
-    connection = await connect_any(amqp_urls)
+async def open_channel(amqp_url: str) -> tuple[aiormq.abc.AbstractConnection, AbstractChannel]:
+    connection = await aiormq.connect(amqp_url)
     channel = await connection.channel(publisher_confirms=True)
     return connection, channel
