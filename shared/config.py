@@ -6,8 +6,10 @@ time, so tests build their own `Settings(...)` pointing at their own database an
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.broker_urls import AmqpNode, parse_amqp_urls, parse_http_urls
 
 QUEUES: tuple[str, ...] = ("fulfilment", "shipping", "ledger", "notifications")
 
@@ -26,16 +28,21 @@ class Settings(BaseSettings):
         description="PostgreSQL, as a SQLAlchemy URL (psycopg 3 driver).",
     )
     database_pool_size: int = Field(default=10, ge=1, description="Database connections per process.")
+    # One URL, or the nodes of a cluster (shared.broker_urls parses and checks them once).
     amqp_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/circulate",
-        description="RabbitMQ; the URL's path is the vhost, which `circulate setup` creates if missing.",
+        description=(
+            "RabbitMQ: one URL, or the URLs of a cluster's nodes separated by `,` or `;` (same vhost "
+            "and credentials on each). Every process fails over to the next live node. The path is the "
+            "vhost, which `circulate setup` creates if missing. See docs/operations/cluster.md."
+        ),
     )
     # RabbitMQ's management API: creates the vhost in setup, reads queue depths for the console.
     rabbitmq_management_url: str = Field(
         default="http://127.0.0.1:15672",
         description=(
-            "RabbitMQ's management API: vhost creation in setup, queue depths for the exporter and the "
-            "console."
+            "RabbitMQ's management API (vhost creation and leader rebalancing in setup, queue depths for "
+            "the exporter and the console): one URL or several separated by `,` or `;`, tried in turn."
         ),
     )
     rabbitmq_management_user: str = Field(default="guest", description="User of the management API.")
@@ -228,10 +235,35 @@ class Settings(BaseSettings):
         ),
     )
 
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_urls_agree(cls, value: str) -> str:
+        """Refuse a list whose nodes differ in vhost or credentials (ConfigurationError, with why)."""
+        parse_amqp_urls(value)
+        return value
+
+    @field_validator("rabbitmq_management_url")
+    @classmethod
+    def _management_urls_parse(cls, value: str) -> str:
+        parse_http_urls(value, setting="CIRCULATE_RABBITMQ_MANAGEMENT_URL")
+        return value
+
+    @property
+    def amqp_nodes(self) -> tuple[AmqpNode, ...]:
+        """Every RabbitMQ node of `amqp_url`, in the order given."""
+        return parse_amqp_urls(self.amqp_url)
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        """The AMQP URL of each node, in the order given (what pika and aiormq are handed)."""
+        return [node.url for node in self.amqp_nodes]
+
     @property
     def amqp_vhost(self) -> str:
-        """The vhost named in the AMQP URL (`/` when none), which setup creates if missing."""
-        from urllib.parse import unquote, urlsplit
+        """The vhost of the AMQP URLs (`/` when none), which setup creates if missing."""
+        return self.amqp_nodes[0].vhost
 
-        path = urlsplit(self.amqp_url).path
-        return unquote(path[1:]) if len(path) > 1 else "/"
+    @property
+    def rabbitmq_management_urls(self) -> tuple[str, ...]:
+        """The management API of each node, tried in turn (`shared.broker_nodes`)."""
+        return parse_http_urls(self.rabbitmq_management_url, setting="CIRCULATE_RABBITMQ_MANAGEMENT_URL")

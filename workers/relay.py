@@ -1,8 +1,9 @@
 """The outbox relay process (`circulate relay`): publishes outbox rows until told to stop.
 
 Latency: when a pass fills its batch the next starts at once; otherwise the relay waits the short
-poll interval (50 ms by default). A lost database or broker connection is reopened with a capped
-backoff, so a restart of either costs a pause, not the process.
+poll interval (50 ms by default). A lost database or broker connection is reopened with a capped,
+jittered backoff, so a restart of either costs a pause, not the process; the broker connection
+goes to the first live node of `CIRCULATE_AMQP_URL` (a cluster's nodes are tried in turn).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 
 import psycopg
 
+from shared.broker_nodes import ReconnectBackoff
 from shared.config import Settings
 from shared.db import libpq_url
 from shared.metrics_runtime import record_relay_pass, start_relay_metrics_server
@@ -29,26 +31,31 @@ MAX_RECONNECT_WAIT_S = 5.0
 async def run_relay(settings: Settings, stop: asyncio.Event) -> int:
     """Relay until `stop` is set; returns how many messages were published."""
     published = 0
-    wait = 0.1
+    backoff = ReconnectBackoff(cap_s=MAX_RECONNECT_WAIT_S)
     while not stop.is_set():
         try:
-            published += await _relay_connected(settings, stop)
+            published += await _relay_connected(settings, stop, backoff)
         except (OSError, psycopg.Error, ConnectionError, Exception) as error:
             if stop.is_set():
                 break
+            wait = backoff.next_delay()
             logger.warning("relay lost a connection (%s); reconnecting in %.1fs", error, wait)
             await _sleep_or_stop(stop, wait)
-            wait = min(wait * 2, MAX_RECONNECT_WAIT_S)
         else:
-            wait = 0.1
+            backoff.reset()
     return published
 
 
-async def _relay_connected(settings: Settings, stop: asyncio.Event) -> int:
+async def _relay_connected(settings: Settings, stop: asyncio.Event, backoff: ReconnectBackoff) -> int:
     published = 0
     poll_s = settings.relay_poll_interval_ms / 1000
     conn = await psycopg.AsyncConnection.connect(libpq_url(settings))
-    connection, channel = await open_channel(settings.amqp_url)
+    try:
+        connection, channel = await open_channel(settings.amqp_urls)
+    except BaseException:
+        await conn.close()
+        raise
+    backoff.reset()  # both connections are up: the next loss starts from the short wait again
     last_prune = 0.0
     try:
         while not stop.is_set():

@@ -139,7 +139,7 @@ async def _redrive(
     result = RedriveResult(requested=len(message_ids))
     window = max(1, int(rate)) if rate else DEFAULT_WINDOW
     loop = asyncio.get_running_loop()
-    connection, channel = await open_channel(settings.amqp_url)
+    connection, channel = await open_channel(settings.amqp_urls)
     try:
         async with await psycopg.AsyncConnection.connect(libpq_url(settings)) as conn:
             for start in range(0, len(message_ids), window):
