@@ -4,7 +4,8 @@ A delayed message that a worker holds unacked until its eta is handed back by ev
 every consumer timeout; on a quorum queue each hand-back counts a delivery, until the delivery
 limit dead-letters a job that never ran. These tests hold real `circulate worker` processes
 against delayed jobs: restarted 25 times (more than the delivery limit of 20), and on a RabbitMQ
-node of the test's own whose consumer timeout is 3 seconds.
+node whose consumer timeout is 3 seconds. Both run on the module's own PostgreSQL and RabbitMQ
+(tests/fixtures/own_services.py), so `make test` runs them beside the other layers.
 """
 
 from __future__ import annotations
@@ -48,8 +49,14 @@ def own_rabbit_config() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def own_runtime(own_settings: Settings) -> Iterator[Runtime]:
-    runtime = Runtime.from_settings(own_settings)
+def settings(own_settings: Settings) -> Settings:
+    """Every fixture of this module (runtime, clean_db, broker) points at the own instances."""
+    return own_settings
+
+
+@pytest.fixture(scope="module")
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    runtime = Runtime.from_settings(settings)
     yield runtime
     runtime.close()
 
@@ -157,24 +164,24 @@ def _channels_closed(node_log_dir: Path) -> list[str]:
 
 
 def test_a_broker_with_a_consumer_timeout_of_seconds_closes_no_channel_while_delayed_work_is_pending(
-    own_settings, own_rabbit, own_runtime, tmp_path
+    settings, own_rabbit, clean_db, runtime, tmp_path
 ):
     # Given three orders due in 20 s, and a node whose consumer timeout is 3 s (checked every 0.5 s)
-    keys = _schedule_orders(own_runtime, 3, delay_ms=DUE_LATER_MS)
+    keys = _schedule_orders(runtime, 3, delay_ms=DUE_LATER_MS)
     due = time.monotonic() + DUE_LATER_MS / 1000
     # When a worker (retry delays bounded well below that timeout) and the relay run until due
     with (
-        running_relay(own_settings),
-        fulfilment_worker(own_settings, log=tmp_path / "worker.log", CIRCULATE_BROKER_DELAY_MAX_MS="1000"),
+        running_relay(settings),
+        fulfilment_worker(settings, log=tmp_path / "worker.log", CIRCULATE_BROKER_DELAY_MAX_MS="1000"),
     ):
-        wait_until(lambda: _consumers(own_settings, "fulfilment.DQ") >= 1, timeout=60)
-        wait_until(lambda: count_rows(own_runtime, Order) == 3, timeout=DUE_LATER_MS / 1000 + 60)
+        wait_until(lambda: _consumers(settings, "fulfilment.DQ") >= 1, timeout=60)
+        wait_until(lambda: count_rows(runtime, Order) == 3, timeout=DUE_LATER_MS / 1000 + 60)
         assert time.monotonic() >= due - 1
-        wait_until(lambda: queue_depth(own_settings, "fulfilment") == 0, timeout=30)
+        wait_until(lambda: queue_depth(settings, "fulfilment") == 0, timeout=30)
         # Then, all that time, the node closed no channel for a delivery held unacked
         assert _channels_closed(own_rabbit.directory / "log") == []
     # And each order ran exactly once, and nothing was dead-lettered
-    assert count_rows(own_runtime, Order) == 3
-    assert _processed(own_runtime, keys) == 3
-    assert _dead_lettered(own_settings, "fulfilment.XQ") == []
-    assert _recorded_dead_letters(own_runtime) == 0
+    assert count_rows(runtime, Order) == 3
+    assert _processed(runtime, keys) == 3
+    assert _dead_lettered(settings, "fulfilment.XQ") == []
+    assert _recorded_dead_letters(runtime) == 0
