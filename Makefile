@@ -58,8 +58,8 @@ faults: $(STAMP) services  ## Fault tests (start PostgreSQL and RabbitMQ instanc
 e2e: $(STAMP) system-packages services  ## End-to-end: demo, Prometheus, the console in Chromium
 	$(BIN)/pytest -q tests/e2e
 
-test: $(STAMP) system-packages services lint typecheck  ## The CI gate: lint, mypy, every test layer
-	$(BIN)/pytest -q
+test: $(STAMP) system-packages services lint typecheck  ## The CI gate: lint, mypy, every test layer (own-instance tests alongside)
+	BIN=$(BIN) bash scripts/run-tests.sh
 
 demo: $(STAMP) services  ## 200 orders through every process, then the report
 	CIRCULATE_DATABASE_URL=$${CIRCULATE_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/circulate_demo} \
