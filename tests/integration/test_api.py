@@ -3,35 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import httpx
-import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from shared.config import Settings
 from shared.outbox import OutboxRow
-from shared.runtime import Runtime
 from tasks.fulfilment.models import Order, OrderTransition
 from tests.factories import order_body
-from tests.fixtures.sandbox import serve_app
-from workers.api.app import create_app
-from workers.api.tokens import create_token
-
-
-@pytest.fixture
-def api(settings: Settings, clean_db: Runtime) -> Iterator[httpx.Client]:
-    with clean_db.sessions.begin() as session:
-        token = create_token(session, "checkout")
-    with serve_app(create_app(settings), lifespan="on") as url:
-        headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
-            yield client
-
-
-def _outbox_count(runtime: Runtime) -> int:
-    with runtime.sessions() as session:
-        return int(session.scalar(select(func.count()).select_from(OutboxRow)) or 0)
+from tests.fixtures.live_api import outbox_count
 
 
 def test_placing_an_order_queues_exactly_one_job(api, runtime):
@@ -65,7 +43,7 @@ def test_a_bad_body_gets_a_422_naming_the_field(api, runtime):
     assert response.status_code == 422
     fields = {item["field"] for item in response.json()["fields"]}
     assert {"buyer.address.country", "item_price_minor"} <= fields
-    assert _outbox_count(runtime) == 0
+    assert outbox_count(runtime) == 0
 
 
 def test_unknown_fields_are_refused(api):
@@ -87,7 +65,7 @@ def test_the_same_idempotency_key_and_body_replay_the_first_response(api, runtim
     assert first.status_code == second.status_code == 202
     assert first.json() == second.json()
     assert second.headers["Idempotent-Replayed"] == "true"
-    assert _outbox_count(runtime) == 1
+    assert outbox_count(runtime) == 1
 
 
 def test_the_same_idempotency_key_with_another_body_is_a_conflict(api, runtime):
@@ -95,7 +73,7 @@ def test_the_same_idempotency_key_with_another_body_is_a_conflict(api, runtime):
     response = api.post("/v1/orders", json=order_body(), headers={"Idempotency-Key": "k-2"})
     assert response.status_code == 409
     assert response.json()["error"] == "idempotency_key_reused"
-    assert _outbox_count(runtime) == 1
+    assert outbox_count(runtime) == 1
 
 
 def test_a_body_over_the_size_limit_is_refused_before_it_is_read(api, settings, runtime):
@@ -104,7 +82,7 @@ def test_a_body_over_the_size_limit_is_refused_before_it_is_read(api, settings, 
     response = api.post("/v1/orders", json=body)
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
-    assert _outbox_count(runtime) == 0
+    assert outbox_count(runtime) == 0
 
 
 def test_an_order_reads_back_with_its_history_and_unknown_orders_are_404(api, runtime):
@@ -297,5 +275,5 @@ def test_a_webhook_with_a_bad_or_stale_signature_is_refused(api, settings, runti
     assert _webhook(api, settings, body, timestamp=1_000_000).status_code == 401
     no_signature = api.post("/v1/carrier/webhooks", content=body)
     assert no_signature.status_code == 401
-    assert _outbox_count(runtime) == 0
+    assert outbox_count(runtime) == 0
     assert _webhook(api, settings, body).status_code == 422  # signed, but not a tracking event

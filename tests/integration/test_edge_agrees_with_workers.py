@@ -19,19 +19,6 @@ from shared.outbox import OutboxRow
 from shared.runtime import Runtime
 from tasks.fulfilment import actors
 from tests.factories import order_body
-from tests.fixtures.sandbox import serve_app
-from workers.api.app import create_app
-from workers.api.tokens import create_token
-
-
-@pytest.fixture
-def api(settings: Settings, clean_db: Runtime) -> Iterator[httpx.Client]:
-    with clean_db.sessions.begin() as session:
-        token = create_token(session, "checkout")
-    with serve_app(create_app(settings), lifespan="on") as url:
-        headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
-            yield client
 
 
 @pytest.fixture

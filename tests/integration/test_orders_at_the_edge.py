@@ -6,36 +6,14 @@ Each case here got 202 Accepted before and then failed in a worker (or, for a pl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
-from shared.config import Settings
-from shared.outbox import OutboxRow
-from shared.runtime import Runtime
 from tests.factories import order_body
-from tests.fixtures.sandbox import serve_app
-from workers.api.app import create_app
-from workers.api.tokens import create_token
-
-
-@pytest.fixture
-def api(settings: Settings, clean_db: Runtime) -> Iterator[httpx.Client]:
-    with clean_db.sessions.begin() as session:
-        token = create_token(session, "checkout")
-    with serve_app(create_app(settings), lifespan="on") as url:
-        headers = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
-            yield client
-
-
-def _outbox_count(runtime: Runtime) -> int:
-    with runtime.sessions() as session:
-        return int(session.scalar(select(func.count()).select_from(OutboxRow)) or 0)
+from tests.fixtures.live_api import outbox_count
 
 
 def _refused_fields(response: httpx.Response) -> set[str]:
@@ -61,19 +39,19 @@ def test_an_amount_beyond_int64_gets_a_422_naming_the_field_and_queues_nothing(a
     assert "shipping_price_minor" in _refused_fields(
         api.post("/v1/orders", json=order_body(shipping_price_minor=amount))
     )
-    assert _outbox_count(runtime) == 0
+    assert outbox_count(runtime) == 0
 
 
 def test_a_market_priced_in_another_currency_gets_a_422_naming_the_currency(api, runtime):
     response = api.post("/v1/orders", json=order_body(market="GB", currency="USD"))
     assert _refused_fields(response) == {"currency"}
     assert "GBP" in response.json()["message"]
-    assert _outbox_count(runtime) == 0
+    assert outbox_count(runtime) == 0
 
 
 def test_an_unknown_market_gets_a_422_naming_the_market(api, runtime):
     assert _refused_fields(api.post("/v1/orders", json=order_body(market="ZZ", currency="GBP"))) == {"market"}
-    assert _outbox_count(runtime) == 0
+    assert outbox_count(runtime) == 0
 
 
 @pytest.mark.parametrize(
@@ -90,7 +68,7 @@ def test_nul_bytes_and_line_breaks_in_names_ids_and_addresses_get_a_422_naming_t
     api, runtime, path, value
 ):
     assert ".".join(path) in _refused_fields(api.post("/v1/orders", json=_with(path, value)))
-    assert _outbox_count(runtime) == 0
+    assert outbox_count(runtime) == 0
 
 
 @pytest.mark.parametrize(
@@ -104,7 +82,7 @@ def test_nul_bytes_and_line_breaks_in_names_ids_and_addresses_get_a_422_naming_t
 )
 def test_a_placed_at_outside_the_accepted_window_gets_a_422(api, runtime, placed_at):
     assert _refused_fields(api.post("/v1/orders", json=order_body(placed_at=placed_at))) == {"placed_at"}
-    assert _outbox_count(runtime) == 0
+    assert outbox_count(runtime) == 0
 
 
 def test_a_cancel_reason_with_a_line_break_gets_a_422(api):
@@ -120,7 +98,7 @@ def test_the_same_order_with_another_body_and_no_idempotency_key_is_a_409(api, r
     response = api.post("/v1/orders", json={**body, "item_price_minor": body["item_price_minor"] + 1})
     assert response.status_code == 409, response.text
     assert response.json()["error"] == "order_conflict"
-    assert _outbox_count(runtime) == 1
+    assert outbox_count(runtime) == 1
 
 
 def test_the_same_order_with_the_same_body_under_another_key_is_accepted_again(api, runtime):
@@ -134,7 +112,7 @@ def test_a_cancel_for_an_order_the_api_never_accepted_is_a_404(api, runtime):
     response = api.post(f"/v1/orders/{order_body()['order_id']}/cancel", json={"reason": "buyer_request"})
     assert response.status_code == 404, response.text
     assert response.json()["error"] == "not_found"
-    assert _outbox_count(runtime) == 0
+    assert outbox_count(runtime) == 0
 
 
 def test_a_cancel_for_an_accepted_order_is_queued(api, runtime):
@@ -142,7 +120,7 @@ def test_a_cancel_for_an_accepted_order_is_queued(api, runtime):
     assert api.post("/v1/orders", json=body).status_code == 202
     cancel = api.post(f"/v1/orders/{body['order_id']}/cancel", json={"reason": "buyer_request"})
     assert cancel.status_code == 202
-    assert _outbox_count(runtime) == 2
+    assert outbox_count(runtime) == 2
 
 
 def test_a_second_cancel_with_another_reason_is_a_409_and_the_same_one_is_accepted_again(api, runtime):
@@ -155,7 +133,7 @@ def test_a_second_cancel_with_another_reason_is_a_409_and_the_same_one_is_accept
     assert conflict.status_code == 409, conflict.text
     assert conflict.json()["error"] == "cancel_conflict"
     assert api.post(cancel, json={"reason": "changed my mind"}).status_code == 202
-    assert _outbox_count(runtime) == 3
+    assert outbox_count(runtime) == 3
 
 
 def test_the_accepted_orders_model_matches_its_migrations(runtime):
