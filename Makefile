@@ -66,8 +66,8 @@ demo: $(STAMP) services  ## 200 orders through every process, then the report
 	CIRCULATE_AMQP_URL=$${CIRCULATE_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/circulate_demo} \
 	$(BIN)/circulate demo --orders $${ORDERS:-200} --json artifacts/demo-report.json
 
-bench: $(STAMP) services  ## Throughput figures (printed, never asserted)
-	$(BIN)/python -m workers.harness.bench
+bench: $(STAMP) services  ## Throughput, CPU and memory figures, 3 interleaved runs (printed, never asserted)
+	$(BIN)/python -m workers.harness.bench --json artifacts/bench.json
 
 clean:  ## Remove .venv and every cache
 	rm -rf $(VENV) artifacts .mypy_cache .ruff_cache .pytest_cache
