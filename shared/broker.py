@@ -15,7 +15,14 @@ Differences from a stock `RabbitmqBroker`, each on purpose:
 - no delay waits in a worker for longer than `broker_delay_max_ms`: a later eta, or a longer
   retry delay, is moved to the PostgreSQL schedule (`shared.schedule`) and the delivery acked;
 - a middleware hook that raises never lets a failed message be acked away (`emit_before` and
-  `emit_after` below).
+  `emit_after` below);
+- it connects to the first live node of `CIRCULATE_AMQP_URL` (`shared.broker_nodes`), and a
+  consumer that lost its connection reconnects after a capped, jittered wait;
+- an ack or nack that can no longer be sent (the delivery's channel died with its node) is
+  counted in `circulate_acks_lost_total` and logged once per lost connection: RabbitMQ has already
+  put the message back, and its idempotency key absorbs the redelivery. Dramatiq would log it and
+  retry it every 5 s on the consumer thread, stalling consumption, or send its tag on the new
+  channel, where the same number may be another delivery.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import pika
 from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
 from dramatiq.common import current_millis, dq_name, q_name, xq_name
 from dramatiq.encoder import Encoder, MessageData
+from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import (
     AgeLimit,
     CurrentMessage,
@@ -45,8 +53,10 @@ from dramatiq.middleware import (
 )
 
 from shared import options as message_options
+from shared.broker_nodes import ReconnectBackoff, pika_parameters
 from shared.config import QUEUES, Settings
 from shared.errors import InvalidMessage, MiddlewareFailed
+from shared.metrics import ACKS_LOST
 
 UNDECODABLE_ACTOR = "circulate.undecodable"
 
@@ -127,10 +137,16 @@ class CirculateConsumer(_RabbitmqConsumer):
     undecodable stand-in) would otherwise crash the worker thread instead of being dead-lettered.
     """
 
+    def __init__(self, broker: CirculateBroker, queue_name: str, prefetch: int, timeout: int) -> None:
+        super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
+        self._lost_reported = False
+
     def __next__(self) -> Any:
         delivered = super().__next__()  # type: ignore[no-untyped-call]
         if delivered is None:
             return None
+        # Tags number deliveries per channel: only this consumer's channel may ack this one.
+        delivered._circulate_consumer = self
         if delivered.queue_name != self.queue_name:
             delivered._message = delivered._message.copy(queue_name=self.queue_name)
         if self._schedule_if_far(delivered):
@@ -167,6 +183,37 @@ class CirculateConsumer(_RabbitmqConsumer):
         self.connection.add_callback_threadsafe(lambda: self.channel.basic_ack(delivered._tag))
         return True
 
+    def ack(self, message: Any) -> None:
+        self._settle("ack", message)
+
+    def nack(self, message: Any) -> None:
+        self._settle("nack", message)
+
+    def _settle(self, operation: str, message: Any) -> None:
+        """Ack or nack on the delivery's own channel; one that died with its node is counted."""
+        origin = getattr(message, "_circulate_consumer", self)
+        if origin is self:
+            try:
+                getattr(super(), operation)(message)
+                return
+            except ConnectionClosed:
+                pass
+        ACKS_LOST.labels(self.queue_name, operation).inc()
+        origin.report_lost(operation)
+
+    def report_lost(self, operation: str) -> None:
+        """Say once per lost connection that its deliveries' acks are gone (and why that is safe)."""
+        if self._lost_reported:
+            return
+        self._lost_reported = True
+        logger.warning(
+            "%s: the connection that delivered in-flight messages is gone, so their %ss cannot be sent; "
+            "RabbitMQ redelivers them and their idempotency keys absorb the repeat "
+            "(counted in circulate_acks_lost_total, not logged again for this connection)",
+            self.queue_name,
+            operation,
+        )
+
 
 #: How far ahead an eta on a work queue may be and still be held by the worker (clock skew).
 IMMEDIATE_ETA_TOLERANCE_MS = 1_000
@@ -180,7 +227,10 @@ class CirculateBroker(RabbitmqBroker):
     """Dramatiq's RabbitMQ broker with Circulate's queue arguments (see the module docstring)."""
 
     def __init__(self, *, settings: Settings, middleware: list[Middleware]) -> None:
-        super().__init__(url=settings.amqp_url, confirm_delivery=True, middleware=middleware)
+        super().__init__(url=settings.amqp_urls, confirm_delivery=True, middleware=middleware)
+        # Every node, from a random first one: pika tries each in turn on every (re)connect.
+        self.parameters = pika_parameters(settings.amqp_urls)
+        self._consumer_backoff: dict[str, ReconnectBackoff] = {}
         self.queue_type = settings.queue_type
         self.delivery_limit = settings.delivery_limit
         self.delay_max_ms = settings.broker_delay_max_ms
@@ -190,6 +240,22 @@ class CirculateBroker(RabbitmqBroker):
     @property
     def consumer_class(self) -> type[CirculateConsumer]:
         return CirculateConsumer
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> CirculateConsumer:
+        """A consumer on the first live node; a reconnect waits a capped, jittered time first.
+
+        Dramatiq's consumer thread waits a fixed 3 s after losing its consumer, every worker
+        process in step; the jitter on top (up to 0.5 s, doubling per failed attempt up to 5 s)
+        spreads a fleet's reconnects over the surviving nodes.
+        """
+        backoff = self._consumer_backoff.get(queue_name)
+        if backoff is None:
+            backoff = self._consumer_backoff[queue_name] = ReconnectBackoff(first_s=0.5, cap_s=5.0)
+        else:
+            time.sleep(backoff.next_delay())
+        consumer: CirculateConsumer = super().consume(queue_name, prefetch, timeout)  # type: ignore[assignment]
+        backoff.reset()
+        return consumer
 
     def schedule(self, message: dramatiq.Message[Any], due_ms: int) -> None:
         """Keep `message` in the PostgreSQL schedule until `due_ms`; the relay publishes it then."""

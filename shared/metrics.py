@@ -58,6 +58,14 @@ MESSAGES_IN_PROGRESS = Gauge(
     ["queue", "actor"],
     multiprocess_mode="livesum",
 )
+# An ack or nack whose channel died with its node (recorded by shared.broker's consumer): RabbitMQ
+# redelivers the message, and its idempotency key absorbs the repeat.
+ACKS_LOST = Counter(
+    "circulate_acks_lost_total",
+    "Acks and nacks that could not be sent because the delivery's connection was lost; the broker "
+    "redelivers those messages.",
+    ["queue", "operation"],
+)
 
 # Outbox relay and dead-letter re-drive
 OUTBOX_PUBLISHED = Counter(

@@ -3,6 +3,14 @@
 Queues are declared here once, with the arguments of `shared.broker.CirculateBroker`, rather
 than on every enqueue; workers re-declare the same queues at boot, which RabbitMQ treats as a
 no-op when the arguments agree.
+
+On a cluster, a quorum queue's leader is placed on the node the declaring client is connected to
+(`client-local`, RabbitMQ's default), so every leader would sit on one node and that node's loss
+would pause every queue at once. RabbitMQ 3.10 has a `balanced` leader locator, but as a queue
+argument it cannot be added to queues that exist (RabbitMQ refuses the redeclaration as
+inequivalent, and workers redeclare at boot). So setup asks the management API to rebalance
+leaders instead (`POST /api/rebalance/queues`, what `rabbitmq-queues rebalance all` does), which
+spreads new and existing queues alike; on a single node it is not asked.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from dramatiq.common import dq_name, xq_name
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.broker import UNDECODABLE_ACTOR, StrictJSONEncoder, build_broker
+from shared.broker_nodes import blocking_connection, management_client
 from shared.config import QUEUES, Settings
 from shared.errors import ConfigurationError
 from shared.options import REJECTED
@@ -27,12 +36,14 @@ logger = logging.getLogger(__name__)
 Channel = pika.adapters.blocking_connection.BlockingChannel
 
 
-def management_client(settings: Settings) -> httpx.Client:
-    return httpx.Client(
-        base_url=settings.rabbitmq_management_url,
-        auth=(settings.rabbitmq_management_user, settings.rabbitmq_management_password.get_secret_value()),
-        timeout=10.0,
-    )
+__all__ = [
+    "declare_queues",
+    "delete_vhost",
+    "ensure_vhost",
+    "management_client",
+    "rebalance_queue_leaders",
+    "replace_stale_delay_queues",
+]
 
 
 def ensure_vhost(settings: Settings) -> None:
@@ -60,12 +71,36 @@ def delete_vhost(settings: Settings) -> None:
 
 
 def declare_queues(settings: Settings) -> list[str]:
-    """Declare every queue (with its .DQ and .XQ); returns their names."""
+    """Declare every queue (with its .DQ and .XQ), then spread leaders; returns the queues' names."""
     broker = build_broker(settings)
     try:
-        return broker.declare_topology()
+        declared = broker.declare_topology()
     finally:
         broker.close()
+    rebalance_queue_leaders(settings)
+    return declared
+
+
+def rebalance_queue_leaders(settings: Settings) -> bool:
+    """Ask a cluster of several running nodes to spread queue leaders; True if it was asked.
+
+    RabbitMQ moves leaders in the background, within a second or so on an idle cluster. It
+    rebalances every vhost's queues, as the CLI does by default. A refusal (the user is not an
+    administrator, as on some hosted brokers) is logged, not fatal: the queues work, only less
+    evenly; `rabbitmq-queues rebalance quorum` does the same by hand.
+    """
+    try:
+        with management_client(settings) as client:
+            nodes = client.get("/api/nodes")
+            nodes.raise_for_status()
+            if sum(1 for node in nodes.json() if node.get("running")) < 2:
+                return False
+            client.post("/api/rebalance/queues").raise_for_status()
+    except httpx.HTTPError as error:
+        logger.warning("could not ask RabbitMQ to rebalance queue leaders over its nodes: %s", error)
+        return False
+    logger.info("asked RabbitMQ to rebalance queue leaders over its nodes")
+    return True
 
 
 def replace_stale_delay_queues(settings: Settings, sessions: sessionmaker[Session]) -> dict[str, int]:
@@ -78,7 +113,7 @@ def replace_stale_delay_queues(settings: Settings, sessions: sessionmaker[Sessio
     as it is, where the sweeper archives it.
     """
     broker = build_broker(settings)
-    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    connection = blocking_connection(settings)
     moved: dict[str, int] = {}
     try:
         for queue in QUEUES:

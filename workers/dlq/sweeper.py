@@ -21,10 +21,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import pika
 from dramatiq.common import xq_name
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.broker_nodes import blocking_connection
 from shared.config import QUEUES, Settings
 from shared.dead_letters.changes import archive_swept, audit, expire_purged
 from workers.dlq import deaths
@@ -63,7 +63,7 @@ def sweep_once(
     """One pass over every `.XQ`; audited when it moved anything."""
     result = SweepResult()
     host = f"sweeper@{socket.gethostname()}"
-    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    connection = blocking_connection(settings)
     try:
         channel = connection.channel()
         for queue in queues:

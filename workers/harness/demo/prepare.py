@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import pika
 from dramatiq.common import dq_name, xq_name
 from sqlalchemy import Engine, text
 
+from shared.broker_nodes import blocking_connection
 from shared.config import QUEUES, Settings
 from shared.db import build_engine, build_sessionmaker, database_name
 from shared.migrate import create_database_if_missing, migrate
@@ -72,7 +72,7 @@ def truncate_tables(engine: Engine) -> list[str]:
 
 def purge_queues(settings: Settings) -> None:
     """Drop every message in the work, delay and dead-letter queues of the demo's vhost."""
-    connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+    connection = blocking_connection(settings)
     try:
         channel = connection.channel()
         for queue in QUEUES:

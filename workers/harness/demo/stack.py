@@ -19,8 +19,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
-import pika
 
+from shared.broker_nodes import blocking_connection
 from shared.config import QUEUES, Settings
 from shared.metrics_runtime import EXPORTER_PORT_OFFSET, RELAY_PORT_OFFSET
 from shared.topology import management_client
@@ -142,7 +142,7 @@ def consumers_on_every_queue(settings: Settings) -> Probe:
     """Ready when every work queue has a consumer: the workers have booted and subscribed."""
 
     def probe() -> bool:
-        connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+        connection = blocking_connection(settings)
         try:
             channel = connection.channel()
             counts = [channel.queue_declare(q, passive=True).method.consumer_count for q in QUEUES]
