@@ -28,6 +28,24 @@ class Settings(BaseSettings):
         description="PostgreSQL, as a SQLAlchemy URL (psycopg 3 driver).",
     )
     database_pool_size: int = Field(default=10, ge=1, description="Database connections per process.")
+    # Behind PgBouncer in transaction pooling (docs/operations/postgres-at-scale.md): session state
+    # does not survive a transaction, so LISTEN needs a direct URL, and PgBouncer before 1.21 cannot
+    # carry prepared statements.
+    database_direct_url: str | None = Field(
+        default=None,
+        description=(
+            "PostgreSQL without a pooler in between, for what needs a session of its own (the relay's "
+            "LISTEN); unset, `database_url` is used."
+        ),
+    )
+    database_prepared_statements: bool = Field(
+        default=True,
+        description=(
+            "Let psycopg prepare statements it runs often. Set to false behind PgBouncer older than "
+            "1.21 in transaction pooling, where a statement prepared on one server connection is "
+            "missing on the next."
+        ),
+    )
     # One URL, or the nodes of a cluster (shared.broker_urls parses and checks them once).
     amqp_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/circulate",
@@ -141,6 +159,19 @@ class Settings(BaseSettings):
         default=3_600,
         ge=0,
         description="Published outbox rows are kept this long for inspection, then pruned.",
+    )
+    inbox_retention_s: int = Field(
+        default=14 * 24 * 3600,
+        ge=0,
+        description=(
+            "Handled idempotency keys (the inbox) are kept this long, and never less than `max_age_ms` "
+            "(an older message is dead-lettered, not handled), then pruned by the relay."
+        ),
+    )
+    prune_batch_size: int = Field(
+        default=5_000,
+        ge=1,
+        description="Rows deleted per pruning transaction (inbox and outbox), so no prune holds locks long.",
     )
 
     # HTTP API

@@ -43,7 +43,17 @@ def build_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
         max_overflow=4,
         pool_reset_on_return=None,
         pool_recycle=1800,
+        connect_args=connect_options(settings),
     )
+
+
+def connect_options(settings: Settings) -> dict[str, Any]:
+    """psycopg connection options every connection of the application gets.
+
+    With prepared statements off (behind PgBouncer < 1.21 in transaction pooling), psycopg never
+    prepares: a statement prepared on one server connection would be missing on the next.
+    """
+    return {} if settings.database_prepared_statements else {"prepare_threshold": None}
 
 
 def build_sessionmaker(engine: Engine) -> sessionmaker[Session]:

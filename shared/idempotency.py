@@ -13,7 +13,7 @@ import json
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Uuid, delete, func, select, update
+from sqlalchemy import DateTime, Integer, String, Uuid, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db import Base, driver_connection
@@ -81,8 +81,3 @@ def count_duplicate(session: Session, envelope: Envelope) -> None:
         .values(duplicate_count=ProcessedMessage.duplicate_count + 1)
     )
 
-
-def prune(session: Session, *, older_than: datetime) -> int:
-    """Forget keys older than any message can still be (see Settings.max_age_ms)."""
-    result = session.execute(delete(ProcessedMessage).where(ProcessedMessage.processed_at < older_than))
-    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from shared.config import Settings
-from shared.db import database_name
+from shared.db import connect_options, database_name
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 PYPROJECT = Path(__file__).parents[1] / "pyproject.toml"
@@ -49,7 +49,7 @@ def connected_config(settings: Settings, **attributes: Any) -> Iterator[Config]:
 
     `attributes` reach env.py too (`target_metadata` for autogenerate).
     """
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, connect_args=connect_options(settings))
     try:
         with engine.begin() as connection:
             config = alembic_config()

@@ -33,7 +33,6 @@ _CLAIM = (
     "ORDER BY available_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
 )
 _MARK = "UPDATE outbox SET published_at = now() WHERE id = ANY(%(ids)s)"
-_PRUNE = "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => %(secs)s)"
 
 
 @dataclass(frozen=True)
@@ -77,13 +76,6 @@ async def _publish(channel: AbstractChannel, row: PendingMessage) -> bool:
         bytes(row.body), routing_key=routing_key, properties=properties, mandatory=True
     )
     return isinstance(confirmation, spec.Basic.Ack)
-
-
-async def prune(conn: psycopg.AsyncConnection[tuple[object, ...]], *, retention_s: int) -> int:
-    """Delete rows published longer ago than the retention (kept only for inspection)."""
-    async with conn.transaction():
-        cursor = await conn.execute(_PRUNE, {"secs": retention_s})
-        return cursor.rowcount
 
 
 async def open_channel(amqp_url: str) -> tuple[aiormq.abc.AbstractConnection, AbstractChannel]:

@@ -18,9 +18,10 @@ import psycopg
 
 from shared.broker_nodes import ReconnectBackoff
 from shared.config import Settings
-from shared.db import libpq_url
+from shared.db import connect_options, libpq_url
 from shared.metrics_runtime import record_relay_pass, start_relay_metrics_server
-from shared.relay import open_channel, prune, relay_once
+from shared.pruning import prune_expired
+from shared.relay import open_channel, relay_once
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> int:
 async def _relay_connected(settings: Settings, stop: asyncio.Event, backoff: ReconnectBackoff) -> int:
     published = 0
     poll_s = settings.relay_poll_interval_ms / 1000
-    conn = await psycopg.AsyncConnection.connect(libpq_url(settings))
+    conn = await psycopg.AsyncConnection.connect(libpq_url(settings), **connect_options(settings))
     try:
         connection, channel = await open_channel(settings.amqp_urls)
     except BaseException:
@@ -63,7 +64,7 @@ async def _relay_connected(settings: Settings, stop: asyncio.Event, backoff: Rec
             record_relay_pass(result.published)
             published += result.published
             if time.monotonic() - last_prune > PRUNE_EVERY_S:
-                await prune(conn, retention_s=settings.outbox_retention_s)
+                await prune_expired(conn, settings)
                 last_prune = time.monotonic()
             if result.claimed < settings.relay_batch_size:
                 await _sleep_or_stop(stop, poll_s)

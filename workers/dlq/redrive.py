@@ -32,7 +32,7 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from shared.broker import UNDECODABLE_ACTOR
 from shared.config import Settings
-from shared.db import libpq_url
+from shared.db import connect_options, libpq_url
 from shared.dead_letters.models import DeadLetter, DeadLetterEvent
 from shared.metrics import DEAD_LETTERS_REDRIVEN
 from shared.relay import open_channel
@@ -141,7 +141,8 @@ async def _redrive(
     loop = asyncio.get_running_loop()
     connection, channel = await open_channel(settings.amqp_urls)
     try:
-        async with await psycopg.AsyncConnection.connect(libpq_url(settings)) as conn:
+        options = connect_options(settings)
+        async with await psycopg.AsyncConnection.connect(libpq_url(settings), **options) as conn:
             for start in range(0, len(message_ids), window):
                 began = loop.time()
                 batch = message_ids[start : start + window]
