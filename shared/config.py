@@ -142,6 +142,13 @@ class Settings(BaseSettings):
             "Unacknowledged messages per consumer (Dramatiq's default costs 24-43 % throughput here)."
         ),
     )
+    heartbeat_dir: str | None = Field(
+        default=None,
+        description=(
+            "Where each worker process writes its heartbeat, which `python -m shared.heartbeat DIR` "
+            "checks (the liveness probe); unset, none is written."
+        ),
+    )
     worker_shutdown_timeout_ms: int = Field(
         default=30_000,
         ge=1_000,

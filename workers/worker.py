@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import dramatiq
 
 from shared.actors import bind_actors
 from shared.broker import CirculateBroker, build_broker
 from shared.config import Settings
+from shared.heartbeat import clear_beats
 from shared.logs import configure_logging
 from shared.middleware.dead_letter import DeadLetterRecorder
+from shared.middleware.heartbeat import Heartbeat
 from shared.middleware.message_log import MessageLog
 from shared.middleware.metrics import MessageMetrics, MetricsServer
 from shared.middleware.resources import RuntimeResources
@@ -39,7 +42,9 @@ def build_worker_broker(
     # - MessageLog next: it binds the message's ids before the rest run and unbinds them after,
     #   so their log lines carry them; at ack/nack it classifies MessageMetrics's record;
     # - RuntimeResources owns the engine and adapters, which DeadLetterRecorder needs at nack;
-    # - MetricsServer only asks Dramatiq for the /metrics process.
+    # - MetricsServer only asks Dramatiq for the /metrics process;
+    # - Heartbeat (when a directory is set) only watches the worker threads for the liveness probe.
+    heartbeat = [Heartbeat(Path(settings.heartbeat_dir))] if settings.heartbeat_dir else []
     broker = build_broker(
         settings,
         extra_middleware=[
@@ -48,6 +53,7 @@ def build_worker_broker(
             resources,
             DeadLetterRecorder(runtime),
             MetricsServer(),
+            *heartbeat,
         ],
     )
     bind_actors(broker, ACTORS, runtime)
@@ -71,6 +77,9 @@ def boot() -> None:
 def run_dramatiq(argv: Sequence[str]) -> int:
     """`python -m dramatiq ARGV --skip-logging`, after configuring Circulate's logging.
 
+    Runs once per `circulate worker`, in Dramatiq's main process, before any worker process: the
+    place to clear the heartbeats of an earlier start (`shared.heartbeat`).
+
     Dramatiq's CLI runs `logging.basicConfig` in its main process, in each worker process and in
     each fork (the /metrics server) unless given `--skip-logging`; only the worker processes
     import `boot`. Configured here, before any process starts, the handler reaches all of them
@@ -79,7 +88,10 @@ def run_dramatiq(argv: Sequence[str]) -> int:
     """
     from dramatiq.cli import main, make_argument_parser
 
-    _configure_logging(Settings())
+    settings = Settings()
+    _configure_logging(settings)
+    if settings.heartbeat_dir:
+        clear_beats(Path(settings.heartbeat_dir))  # beats of an earlier start never count
     args = make_argument_parser().parse_args([*argv, "--skip-logging"])  # type: ignore[no-untyped-call]
     return int(main(args) or 0)  # type: ignore[no-untyped-call]
 
