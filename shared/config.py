@@ -189,6 +189,15 @@ class Settings(BaseSettings):
         ge=1_024,
         description="Request body limit of the API; a larger body gets a 413 before it is read.",
     )
+    api_token_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long the API trusts a valid token without asking the database again; "
+        "a revoked token stops working within this time (0: ask on every request).",
+    )
+    api_workers: int = Field(
+        default=1, ge=1, description="Processes `circulate api` serves with (about one per core)."
+    )
 
     # Carrier, push gateway and SMTP (the sandbox and sink by default)
     carrier_url: str = Field(

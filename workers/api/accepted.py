@@ -14,9 +14,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, Uuid, func, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import TupleRow
+from sqlalchemy import DateTime, String, Uuid, func
+from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
 
@@ -39,31 +40,54 @@ class Acceptance(enum.Enum):
     CONFLICT = "conflict"
 
 
-def accept(session: Session, *, order_id: uuid.UUID, digest: str, service: str) -> Acceptance:
+class OrderAdmission:
     """Record the order, or compare with the body it was first accepted with.
 
     INSERT ... ON CONFLICT rather than a lookup first: two concurrent requests for one order
     serialise on the primary key, and the second sees the first's hash once it commits.
     """
-    statement = insert(AcceptedOrder).values(order_id=order_id, content_hash=digest, service=service)
-    inserted = session.execute(
-        statement.on_conflict_do_nothing(index_elements=["order_id"]).returning(AcceptedOrder.order_id)
-    ).first()
-    if inserted is not None:
-        return Acceptance.NEW
-    stored = session.scalar(select(AcceptedOrder.content_hash).where(AcceptedOrder.order_id == order_id))
-    return Acceptance.SAME if stored in (None, digest) else Acceptance.CONFLICT
+
+    _INSERT = (
+        "INSERT INTO accepted_orders (order_id, content_hash, service) "
+        "VALUES (%(order_id)s, %(digest)s, %(service)s) "
+        "ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
+    )
+    _STORED = "SELECT content_hash FROM accepted_orders WHERE order_id = %(order_id)s"
+
+    def __init__(self, *, order_id: uuid.UUID, digest: str, service: str) -> None:
+        self.params = {"order_id": order_id, "digest": digest, "service": service}
+
+    async def send(self, conn: AsyncConnection[TupleRow]) -> AsyncCursor[TupleRow]:
+        return await conn.execute(self._INSERT, self.params)
+
+    async def judge(self, conn: AsyncConnection[TupleRow], sent: AsyncCursor[TupleRow]) -> Acceptance:
+        if await sent.fetchone() is not None:
+            return Acceptance.NEW
+        row = await (await conn.execute(self._STORED, self.params)).fetchone()
+        stored = None if row is None else row[0]
+        return Acceptance.SAME if stored in (None, self.params["digest"]) else Acceptance.CONFLICT
 
 
-def accept_cancel(session: Session, *, order_id: uuid.UUID, digest: str) -> Acceptance | None:
+class CancelAdmission:
     """Record the order's cancellation, or compare with the one accepted; None: order unknown (404).
 
     The row is locked, so two concurrent cancellations of one order are judged one after the other.
     """
-    order = session.scalar(select(AcceptedOrder).where(AcceptedOrder.order_id == order_id).with_for_update())
-    if order is None:
-        return None
-    if order.cancel_hash is None:
-        order.cancel_hash = digest
-        return Acceptance.NEW
-    return Acceptance.SAME if order.cancel_hash == digest else Acceptance.CONFLICT
+
+    _LOCK = "SELECT cancel_hash FROM accepted_orders WHERE order_id = %(order_id)s FOR UPDATE"
+    _RECORD = "UPDATE accepted_orders SET cancel_hash = %(digest)s WHERE order_id = %(order_id)s"
+
+    def __init__(self, *, order_id: uuid.UUID, digest: str) -> None:
+        self.params = {"order_id": order_id, "digest": digest}
+
+    async def send(self, conn: AsyncConnection[TupleRow]) -> AsyncCursor[TupleRow]:
+        return await conn.execute(self._LOCK, self.params)
+
+    async def judge(self, conn: AsyncConnection[TupleRow], sent: AsyncCursor[TupleRow]) -> Acceptance | None:
+        row = await sent.fetchone()
+        if row is None:
+            return None
+        if row[0] is None:
+            await conn.execute(self._RECORD, self.params)
+            return Acceptance.NEW
+        return Acceptance.SAME if row[0] == self.params["digest"] else Acceptance.CONFLICT

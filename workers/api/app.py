@@ -12,24 +12,32 @@ from sqlalchemy import text
 from shared.config import Settings
 from shared.db import build_engine, build_sessionmaker
 from workers.api import carrier, orders, preferences
+from workers.api.callers import CallerCache
 from workers.api.errors import error_response, install_error_handlers, responses
 from workers.api.limits import BodySizeLimit
 from workers.api.metrics import install_api_metrics
+from workers.api.pool import build_pool
 from workers.api.printable import PrintableRequests
 from workers.api.request_log import install_request_log
 from workers.dlq.console.app import build_console
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """An app for `settings`; the engine is opened at startup and disposed at shutdown."""
+    """An app for `settings`; the engine and the async pool open at startup and close at shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = build_engine(settings)
         app.state.engine = engine
         app.state.sessions = build_sessionmaker(engine)
-        yield
-        engine.dispose()
+        app.state.pool = pool = build_pool(settings)
+        await pool.open(wait=True)
+        app.state.callers = CallerCache(pool, ttl_s=settings.api_token_cache_s)
+        try:
+            yield
+        finally:
+            await pool.close()
+            engine.dispose()
 
     app = FastAPI(
         title="Circulate enqueue API",
@@ -66,11 +74,36 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def serve(settings: Settings, *, host: str, port: int) -> None:
+def app_from_environment() -> FastAPI:
+    """The app for each of `circulate api --workers N`'s processes (uvicorn imports it by name).
+
+    Each process is spawned afresh, so it sets up logging as the `circulate` command did. Each
+    serves its own /metrics: a scrape sees the process that answered (run one process per
+    container where every request must be counted by one scrape).
+    """
+    from shared.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(level=settings.log_level, json=settings.log_format == "json")
+    return create_app(settings)
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int | None = None) -> None:
+    """Serve the API with `workers` processes sharing one socket (default: `api_workers`).
+
+    uvicorn picks uvloop and httptools (dependencies) over asyncio's loop and its pure-Python
+    parser. No access log: RequestLog writes one line per request already.
+    """
     import uvicorn
 
     # log_config=None: uvicorn's loggers propagate to the root handler of shared.logs (JSON,
     # redacted) instead of getting handlers of their own; access lines come from RequestLog.
-    uvicorn.run(
-        create_app(settings), host=host, port=port, log_level="info", access_log=False, log_config=None
-    )
+    options: dict[str, Any] = {
+        "host": host, "port": port, "log_level": "info", "access_log": False, "log_config": None,
+        "loop": "auto", "http": "auto",
+    }  # fmt: skip
+    processes = workers or settings.api_workers
+    if processes > 1:  # each process builds its own app from the same environment
+        uvicorn.run("workers.api.app:app_from_environment", factory=True, workers=processes, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)

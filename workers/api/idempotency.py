@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, func, select
+from sqlalchemy import DateTime, Integer, String, func
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
 from workers.api.errors import ApiError
@@ -40,29 +40,27 @@ def request_hash(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(b"\0".join([method.encode(), path.encode(), body])).hexdigest()
 
 
-def replay(session: Session, *, service: str, key: str, digest: str) -> StoredResponse | None:
-    """The stored response for this key, None if the key is new; 409 if it was used differently."""
-    record = session.execute(
-        select(ApiIdempotencyRecord).where(
-            ApiIdempotencyRecord.service == service, ApiIdempotencyRecord.idempotency_key == key
-        )
-    ).scalar_one_or_none()
-    if record is None:
+#: The stored answer for (service, key); read in the request's transaction.
+REPLAY = (
+    "SELECT request_hash, status_code, response_body FROM api_idempotency "
+    "WHERE service = %(service)s AND idempotency_key = %(key)s"
+)
+#: The first answer, remembered with the request's effects; no row back: a concurrent request
+#: with the same key committed first, and this one replays it instead (`workers.api.intake`).
+REMEMBER = (
+    "INSERT INTO api_idempotency (service, idempotency_key, request_hash, status_code, response_body) "
+    "VALUES (%(service)s, %(key)s, %(digest)s, %(status)s, %(body)s) "
+    "ON CONFLICT (service, idempotency_key) DO NOTHING RETURNING 1"
+)
+
+
+def judge_replay(row: tuple[Any, ...] | None, digest: str) -> StoredResponse | None:
+    """The stored response for a REPLAY row, None if the key is new; 409 if it was used differently."""
+    if row is None:
         return None
-    if record.request_hash != digest:
+    request_hash, status_code, body = row
+    if request_hash != digest:
         raise ApiError(
             409, "idempotency_key_reused", "this Idempotency-Key was already used with another request"
         )
-    return StoredResponse(record.status_code, record.response_body)
-
-
-def remember(session: Session, *, service: str, key: str, digest: str, response: StoredResponse) -> None:
-    session.add(
-        ApiIdempotencyRecord(
-            service=service,
-            idempotency_key=key,
-            request_hash=digest,
-            status_code=response.status_code,
-            response_body=response.body,
-        )
-    )
+    return StoredResponse(int(status_code), body)

@@ -1,7 +1,8 @@
 """Order routes: enqueue `fulfilment.place_order` / `cancel_order`, and read an order's state.
 
 Enqueueing writes to the outbox in the request's transaction, together with the Idempotency-Key
-record and the accepted-order record; the relay publishes after commit. The message's own
+record and the accepted-order record (`workers.api.intake`, async, one pipeline); the relay
+publishes after commit. The message's own
 idempotency key derives from the order id, so two requests about the same order can never apply
 twice downstream.
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -25,15 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from shared.enqueue import enqueue
 from shared.fees import FeeSchedule, MarketCurrencyMismatch, UnknownMarket, fee_schedule_from_settings
 from shared.idempotency import content_hash
 from shared.messages import Payload
-from shared.tracing import accept_traceparent
 from shared.values import PrintableLine
 from tasks.fulfilment.messages import CancelOrder, PlaceOrder
 from tasks.fulfilment.models import Order, OrderTransition
-from workers.api import accepted, idempotency
+from workers.api import accepted, idempotency, intake
 from workers.api.deps import DbSession, Enqueuer, Reader
 from workers.api.errors import ApiError, responses
 
@@ -101,9 +99,8 @@ class OrderDetail(BaseModel):
     history: list[OrderHistoryEntry] = Field(description="Every state transition, oldest first")
 
 
-def _accept(
+def _submission(
     request: Request,
-    session: Session,
     *,
     service: str,
     http_key: str | None,
@@ -112,67 +109,32 @@ def _accept(
     payload: Payload,
     message_key: str,
     order_id: uuid.UUID,
-    admit: Callable[[Session], None],
-) -> JSONResponse:
+) -> intake.Submission:
     canonical = json.dumps(payload.model_dump(mode="json"), sort_keys=True).encode()
-    digest = idempotency.request_hash(request.method, request.url.path, canonical)
-    if http_key:
-        stored = idempotency.replay(session, service=service, key=http_key, digest=digest)
-        if stored is not None:
-            return JSONResponse(
-                status_code=stored.status_code, content=stored.body, headers={"Idempotent-Replayed": "true"}
-            )
-    # After the replay check: a retry under the same key gets its first answer, even days later.
-    admit(session)
-    envelope = enqueue(
-        session,
-        payload,
-        idempotency_key=message_key,
-        correlation_id=correlation_id,
-        traceparent=accept_traceparent(traceparent),
-    )
-    accepted = Accepted(
+    return intake.Submission(
+        service=service,
+        http_key=http_key,
+        digest=idempotency.request_hash(request.method, request.url.path, canonical),
+        payload=payload,
+        message_key=message_key,
         order_id=order_id,
-        message_id=envelope.message_id,
-        correlation_id=envelope.correlation_id,
-        links={"order": f"/v1/orders/{order_id}"},
-    ).model_dump(mode="json")
-    if http_key:
-        response = idempotency.StoredResponse(202, accepted)
-        idempotency.remember(session, service=service, key=http_key, digest=digest, response=response)
-    session.commit()
-    return JSONResponse(status_code=202, content=accepted)
+        correlation_id=correlation_id,
+        traceparent=traceparent,
+    )
 
 
 @router.post("", status_code=202, response_model=Accepted, responses=responses(409))
-def place_order(
+async def place_order(
     order: PlaceOrder,
     request: Request,
-    session: DbSession,
     service: Enqueuer,
     idempotency_key: IdempotencyKey = None,
     correlation_id: CorrelationId = None,
     traceparent: TraceParent = None,
 ) -> JSONResponse:
     """An order was placed and paid: fulfil it. Answers 202 once the job is durably queued."""
-
-    def admit(session: Session) -> None:
-        _check_against_schedule(_fee_schedule(request), order)
-        _check_placed_at(order.placed_at)
-        digest = content_hash(order.kind, order)
-        if accepted.accept(session, order_id=order.order_id, digest=digest, service=service) is (
-            accepted.Acceptance.CONFLICT
-        ):
-            raise ApiError(
-                409,
-                "order_conflict",
-                f"order {order.order_id} was already accepted with another body; "
-                "resend the original body or use a new order id",
-            )
-
-    return _accept(
+    submission = _submission(
         request,
-        session,
         service=service,
         http_key=idempotency_key,
         correlation_id=correlation_id,
@@ -180,15 +142,29 @@ def place_order(
         payload=order,
         message_key=f"order-placed:{order.order_id}",
         order_id=order.order_id,
-        admit=admit,
+    )
+    admission = accepted.OrderAdmission(
+        order_id=order.order_id, digest=content_hash(order.kind, order), service=service
+    )
+    conflict = ApiError(
+        409,
+        "order_conflict",
+        f"order {order.order_id} was already accepted with another body; "
+        "resend the original body or use a new order id",
+    )
+    return await intake.submit(
+        request.app.state.pool,
+        submission,
+        admission,
+        refusals={accepted.Acceptance.CONFLICT: conflict},
+        refused_before=_refusal_without_database(request, order),
     )
 
 
 @router.post("/{order_id}/cancel", status_code=202, response_model=Accepted, responses=responses(409))
-def cancel_order(
+async def cancel_order(
     order_id: uuid.UUID,
     request: Request,
-    session: DbSession,
     service: Enqueuer,
     body: CancelRequest | None = None,
     idempotency_key: IdempotencyKey = None,
@@ -197,20 +173,8 @@ def cancel_order(
 ) -> JSONResponse:
     """Ask for a cancellation; fulfilment refuses it if the parcel has already shipped."""
     payload = CancelOrder(order_id=order_id, reason=body.reason if body else "buyer_request")
-
-    def admit(session: Session) -> None:
-        digest = content_hash(payload.kind, payload)
-        acceptance = accepted.accept_cancel(session, order_id=order_id, digest=digest)
-        if acceptance is None:
-            raise ApiError(404, "not_found", f"no order {order_id} was accepted by this API")
-        if acceptance is accepted.Acceptance.CONFLICT:
-            raise ApiError(
-                409, "cancel_conflict", f"order {order_id} already has a cancellation with another reason"
-            )
-
-    return _accept(
+    submission = _submission(
         request,
-        session,
         service=service,
         http_key=idempotency_key,
         correlation_id=correlation_id,
@@ -218,8 +182,25 @@ def cancel_order(
         payload=payload,
         message_key=f"order-cancel:{order_id}",
         order_id=order_id,
-        admit=admit,
     )
+    refusals = {
+        None: ApiError(404, "not_found", f"no order {order_id} was accepted by this API"),
+        accepted.Acceptance.CONFLICT: ApiError(
+            409, "cancel_conflict", f"order {order_id} already has a cancellation with another reason"
+        ),
+    }
+    admission = accepted.CancelAdmission(order_id=order_id, digest=content_hash(payload.kind, payload))
+    return await intake.submit(request.app.state.pool, submission, admission, refusals=refusals)
+
+
+def _refusal_without_database(request: Request, order: PlaceOrder) -> ApiError | None:
+    """What the route refuses before asking the database (answered after the key's replay)."""
+    try:
+        _check_against_schedule(_fee_schedule(request), order)
+        _check_placed_at(order.placed_at)
+    except ApiError as refused:
+        return refused
+    return None
 
 
 def _fee_schedule(request: Request) -> FeeSchedule:

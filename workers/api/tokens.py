@@ -73,16 +73,6 @@ def create_token(session: Session, service: str, *, scopes: Iterable[str] = SCOP
     return token
 
 
-def caller_for(session: Session, token: str) -> Caller | None:
-    """The service and scopes of a presented token, or None if it is unknown or revoked."""
-    row = session.execute(
-        select(ApiToken.service, ApiToken.scopes).where(
-            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
-        )
-    ).one_or_none()
-    return None if row is None else Caller(row.service, frozenset(row.scopes))
-
-
 def revoke_tokens(session: Session, service: str) -> int:
     tokens = session.scalars(
         select(ApiToken).where(ApiToken.service == service, ApiToken.revoked_at.is_(None))

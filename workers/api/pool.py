@@ -1,0 +1,35 @@
+"""The API's async PostgreSQL pool: the routes on the hot path run on the event loop with it.
+
+`POST /v1/orders` and the token lookup used to run on SQLAlchemy sessions in Starlette's thread
+pool: every request paid a thread hand-off for the session dependency, another for the route, the
+ORM's per-statement work and one round trip per statement. On this pool a request is a couple of
+pipelined round trips on the event loop (`workers.api.intake`). The sync engine stays for the
+routes that read (order detail, preferences) and the carrier's webhooks.
+
+Opened in the app's lifespan, closed at shutdown; its size is `database_pool_size`, the same
+number of connections per process the sync engine keeps.
+"""
+
+from __future__ import annotations
+
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from shared.config import Settings
+from shared.db import connect_options, libpq_url
+
+Pool = AsyncConnectionPool[AsyncConnection[TupleRow]]
+
+
+def build_pool(settings: Settings) -> Pool:
+    """A closed pool for `settings`' database; `await pool.open()` in the lifespan."""
+    size = settings.database_pool_size
+    # Autocommit: a lone read is one round trip; a write opens its own `conn.transaction()`.
+    return AsyncConnectionPool(
+        libpq_url(settings),
+        min_size=size,
+        max_size=size,
+        kwargs={"autocommit": True, **connect_options(settings)},
+        open=False,
+    )
