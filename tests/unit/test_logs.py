@@ -11,8 +11,17 @@ from typing import Any
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.logs import REDACTED, build_formatter, configure_logging, is_sensitive_key, redact_text
+from shared.logs import (
+    REDACTED,
+    apply_value_rules,
+    build_formatter,
+    configure_logging,
+    is_sensitive_key,
+    redact_text,
+)
 
 
 @pytest.fixture
@@ -190,3 +199,17 @@ def test_the_text_format_is_redacted_as_well(configured, capsys) -> None:
     output = capsys.readouterr().err
     assert "ada@example.com" not in output and "abc" not in output
     assert "mail to [email]" in output
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_.-", max_size=60))
+def test_text_that_skips_the_rules_is_text_no_rule_would_change(text: str) -> None:
+    assert redact_text(text) == apply_value_rules(text)
+    assert redact_text("circ_" + text + "abcdefgh") == apply_value_rules("circ_" + text + "abcdefgh")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["circ_abcdefgh12345678", "2026-11-28T15:23:00.123456+00:00", "SW1A1AA", "eyJa.eyJb.c", "a@b.io"],
+)
+def test_the_shortcut_for_plain_text_masks_what_the_rules_mask(text: str) -> None:
+    assert redact_text(text) == apply_value_rules(text)
