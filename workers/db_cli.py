@@ -17,8 +17,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
 
-from shared.config import Settings
-from shared.errors import ConfigurationError
+from workers.cli_context import CliContext, pass_cli
+from workers.cli_errors import reports_configuration_errors
 
 EPILOG = """\b
 Examples:
@@ -29,12 +29,12 @@ Examples:
 
 
 @contextmanager
-def _alembic(*, database: bool, metadata: bool = False) -> Iterator[Config]:
-    """A config for one command; with `database`, connected to the configured database."""
+def _alembic(cli: CliContext | None, *, metadata: bool = False) -> Iterator[Config]:
+    """A config for one command; given the CLI context, connected to the configured database."""
     from shared.migrate import alembic_config, connected_config
 
     try:
-        if not database:
+        if cli is None:
             yield alembic_config()
             return
         attributes: dict[str, Any] = {}
@@ -42,9 +42,9 @@ def _alembic(*, database: bool, metadata: bool = False) -> Iterator[Config]:
             from workers.models_registry import metadata as models_metadata
 
             attributes["target_metadata"] = models_metadata()
-        with connected_config(Settings(), **attributes) as config:
+        with connected_config(cli.settings, **attributes) as config:
             yield config
-    except (CommandError, ConfigurationError) as error:
+    except CommandError as error:
         raise click.ClickException(str(error)) from error
 
 
@@ -60,47 +60,57 @@ def db() -> None:
     is_flag=True,
     help="Fill it with the difference between the models and the database (which must be at head).",
 )
-def revision(message: str, autogenerate: bool) -> None:
+@reports_configuration_errors
+@pass_cli
+def revision(cli: CliContext, message: str, autogenerate: bool) -> None:
     """Write shared/migrations/versions/<date>_<slug>.py; review it before committing."""
-    with _alembic(database=autogenerate, metadata=autogenerate) as config:
+    with _alembic(cli if autogenerate else None, metadata=autogenerate) as config:
         command.revision(config, message=message, autogenerate=autogenerate)
 
 
 @db.command(short_help="Apply revisions up to REVISION (default: the head).")
 @click.argument("revision", default="heads")
-def upgrade(revision: str) -> None:
+@reports_configuration_errors
+@pass_cli
+def upgrade(cli: CliContext, revision: str) -> None:
     """Upgrade the configured database to REVISION (`circulate migrate` upgrades to the head)."""
-    _run(command.upgrade, revision)
+    _run(cli, command.upgrade, revision)
     click.echo(f"database upgraded to {revision}")
 
 
 @db.command(short_help="Show the database's revision.")
-def current() -> None:
+@reports_configuration_errors
+@pass_cli
+def current(cli: CliContext) -> None:
     """Print the revision the configured database is at."""
-    _run(command.current, verbose=False)
+    _run(cli, command.current, verbose=False)
 
 
 @db.command(short_help="Show the head revision of the scripts.")
+@reports_configuration_errors
 def heads() -> None:
     """Print the head revision (one, as the history is linear); needs no database."""
-    with _alembic(database=False) as config:
+    with _alembic(None) as config:
         command.heads(config)
 
 
 @db.command(short_help="Show the revisions, newest first.")
+@reports_configuration_errors
 def history() -> None:
     """Print every revision with the one it follows; needs no database."""
-    with _alembic(database=False) as config:
+    with _alembic(None) as config:
         command.history(config)
 
 
 @db.command(short_help="Fail if the models differ from the migrated database.")
-def check() -> None:
+@reports_configuration_errors
+@pass_cli
+def check(cli: CliContext) -> None:
     """Exit non-zero when autogenerate would write something (the database must be at head)."""
-    with _alembic(database=True, metadata=True) as config:
+    with _alembic(cli, metadata=True) as config:
         command.check(config)
 
 
-def _run(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    with _alembic(database=True) as config:
+def _run(cli: CliContext, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    with _alembic(cli) as config:
         operation(config, *args, **kwargs)

@@ -11,23 +11,20 @@ import json
 from datetime import UTC, datetime
 
 import click
-from sqlalchemy.orm import Session
 
-from shared.config import Settings
-from shared.db import build_engine
 from shared.schedule import ScheduledKind, summary
+from workers.cli_context import CliContext, pass_cli
+from workers.cli_errors import reports_configuration_errors
 
 
 @click.command("scheduled")
 @click.option("--json", "json_output", is_flag=True, help="Print the summary as JSON.")
-def scheduled(json_output: bool) -> None:
+@reports_configuration_errors
+@pass_cli
+def scheduled(cli: CliContext, json_output: bool) -> None:
     """Show the scheduled messages: count and next due time per kind."""
-    engine = build_engine(Settings(), pool_size=1)
-    try:
-        with Session(engine) as session:
-            kinds = summary(session)
-    finally:
-        engine.dispose()
+    with cli.sessions() as session:
+        kinds = summary(session)
     click.echo(json.dumps(as_json(kinds), indent=2) if json_output else render_text(kinds))
 
 

@@ -8,9 +8,9 @@ Markdown built from the code it documents, so the reference cannot drift from it
 - `http-api`: the OpenAPI document of `workers.api.app.create_app`, also published as
   `reference/openapi.json`.
 
-The CLI page is rendered by mkdocs-click from `workers.cli:main`. Its subcommand groups may be
-loaded lazily (a group lists a name and imports the command on first use); `on_config` loads them
-all first, in this build process only, so mkdocs-click sees every command.
+The CLI page is rendered by mkdocs-click from `workers.cli:main`. Its commands are loaded lazily
+(`workers.cli_group.LazyGroup` lists a name and imports the command on first use); `on_config`
+loads them all first, in this build process only, so mkdocs-click sees every command.
 """
 
 from __future__ import annotations

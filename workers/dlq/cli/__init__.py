@@ -9,26 +9,20 @@
     circulate dlq export | import            JSON lines, history included
     circulate dlq user add NAME --role R     console users
 
-README.md, "Dead letters", describes each with examples. Settings come from the `CIRCULATE_*`
-environment, like every other command.
+docs/operations/dead-letters.md describes each with examples. Settings and the database come
+from the CLI's one context (`workers.cli_context`), like every other command's.
 """
 
 from __future__ import annotations
 
 import click
 
-from shared.config import Settings
 from workers.dlq.cli import actions, read, users
-from workers.dlq.cli.support import DlqContext
 
 
 @click.group()
-@click.pass_context
-def dlq(ctx: click.Context) -> None:
+def dlq() -> None:
     """Dead letters: archive, inspect, re-drive, purge, export and console users."""
-    context = DlqContext(settings=Settings())
-    ctx.obj = context
-    ctx.call_on_close(context.close)
 
 
 for command in (

@@ -10,24 +10,25 @@ import click
 
 from shared.dead_letters import archive
 from shared.dead_letters.models import DeadLetter, DeadLetterEvent
+from workers.cli_context import CliContext, pass_cli
+from workers.cli_errors import reports_configuration_errors
 from workers.dlq.cli.support import (
     MAX_LIMIT,
     TEXT,
-    DlqContext,
     build_filter,
     echo_json,
     filter_options,
-    pass_dlq,
     print_table,
 )
 
 
-@click.command()
+@click.command(short_help="Archived messages per queue and status.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@pass_dlq
-def stats(dlq: DlqContext, as_json: bool) -> None:
+@reports_configuration_errors
+@pass_cli
+def stats(cli: CliContext, as_json: bool) -> None:
     """Archived messages per queue and status."""
-    with dlq.sessions() as session:
+    with cli.sessions() as session:
         counts = archive.stats(session)
     if as_json:
         echo_json(counts)
@@ -39,14 +40,21 @@ def stats(dlq: DlqContext, as_json: bool) -> None:
     print_table(("queue", "dead", "redriven", "purged"), rows)
 
 
-@click.command("list")
+@click.command("list", short_help="Archived messages matching filters, newest first.")
 @filter_options
-@click.option("--limit", type=click.IntRange(min=1, max=MAX_LIMIT), default=50, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1, max=MAX_LIMIT),
+    default=50,
+    show_default=True,
+    help="At most N messages.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@pass_dlq
-def list_messages(dlq: DlqContext, /, limit: int, as_json: bool, **options: Any) -> None:
+@reports_configuration_errors
+@pass_cli
+def list_messages(cli: CliContext, /, limit: int, as_json: bool, **options: Any) -> None:
     """Archived messages matching the filters, most recent failure first."""
-    with dlq.sessions() as session:
+    with cli.sessions() as session:
         found = archive.messages(session, build_filter(**options), limit=limit)
     if as_json:
         echo_json([_summary(message) for message in found])
@@ -70,13 +78,14 @@ def _columns(row: DeadLetter | DeadLetterEvent, hidden: tuple[str, ...]) -> dict
     }
 
 
-@click.command()
+@click.command(short_help="One message: payload, reason, traceback, history.")
 @click.argument("message_id", type=TEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-@pass_dlq
-def show(dlq: DlqContext, message_id: str, as_json: bool) -> None:
+@reports_configuration_errors
+@pass_cli
+def show(cli: CliContext, message_id: str, as_json: bool) -> None:
     """One message: payload, reason, traceback, attempts and its history."""
-    with dlq.sessions() as session:
+    with cli.sessions() as session:
         found = archive.message(session, message_id)
         history = archive.events(session, message_id)
     if found is None:
@@ -103,13 +112,14 @@ def show(dlq: DlqContext, message_id: str, as_json: bool) -> None:
         )
 
 
-@click.command()
+@click.command(short_help="Failure groups with counts, first and last seen.")
 @filter_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@pass_dlq
-def groups(dlq: DlqContext, /, as_json: bool, **options: Any) -> None:
+@reports_configuration_errors
+@pass_cli
+def groups(cli: CliContext, /, as_json: bool, **options: Any) -> None:
     """Failure groups (same actor, exception type and reason pattern) with counts and first/last seen."""
-    with dlq.sessions() as session:
+    with cli.sessions() as session:
         found = archive.groups(session, build_filter(**options))
     if as_json:
         echo_json([asdict(group) for group in found])

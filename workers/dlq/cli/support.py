@@ -1,7 +1,7 @@
-"""What every `circulate dlq` command shares: settings and database, filter options, output helpers.
+"""What every `circulate dlq` command shares: filter options, the operator, output helpers.
 
-The database engine is opened on first use and disposed when the command ends, so `--help` and
-commands that only talk to RabbitMQ never connect to Postgres.
+Settings and the database come from the CLI's one context (`workers.cli_context.CliContext`),
+made on first use, so `--help` and commands that only talk to RabbitMQ never connect to Postgres.
 """
 
 from __future__ import annotations
@@ -10,42 +10,17 @@ import getpass
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
-from shared.config import Settings
-from shared.db import build_engine, build_sessionmaker
 from shared.dead_letters.filter import Filter
 from shared.dead_letters.models import STATUSES
 from workers.dlq.actions import Operator
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-
-@dataclass
-class DlqContext:
-    settings: Settings
-    _engine: Engine | None = field(default=None, init=False)
-    _sessions: sessionmaker[Session] | None = field(default=None, init=False)
-
-    @property
-    def sessions(self) -> sessionmaker[Session]:
-        if self._sessions is None:
-            self._engine = build_engine(self.settings, pool_size=2)
-            self._sessions = build_sessionmaker(self._engine)
-        return self._sessions
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-
-
-pass_dlq = click.make_pass_decorator(DlqContext)
 
 #: The most messages one `list` or `redrive --limit` asks for (Postgres' LIMIT is a bigint).
 MAX_LIMIT = 100_000

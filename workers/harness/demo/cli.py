@@ -2,8 +2,7 @@
 
 The exit code is the verdict (0 only if every invariant holds), so `make demo` and the e2e test
 can gate on it. The platform's modules are imported inside the command, not at import time,
-because every `circulate` process (the demo's own children included) imports this module when
-the lead attaches the command to the CLI group.
+because `circulate demo --help` should answer at once.
 """
 
 from __future__ import annotations
@@ -18,9 +17,14 @@ from typing import Any
 
 import click
 
+from workers.cli_context import CliContext, pass_cli
+from workers.cli_errors import reports_configuration_errors
+
 
 @click.command()
-@click.option("--orders", "count", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option(
+    "--orders", "count", type=click.IntRange(min=1), default=200, show_default=True, help="Orders to place."
+)
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the report here."
 )
@@ -44,7 +48,10 @@ import click
     default=0.0,
     help="Keep every process up this long (s) after the report, e.g. for Prometheus to scrape.",
 )
+@reports_configuration_errors
+@pass_cli
 def demo(
+    cli: CliContext,
     count: int,
     json_path: Path | None,
     seed: int,
@@ -60,13 +67,13 @@ def demo(
     `<run dir>/endpoints.json` says where each process answers; with --linger the report (and
     --json) is written before the processes stop, so a scraper can compare the two.
     """
-    from shared.config import Settings
     from workers.harness.demo.prepare import UnsafeTarget
     from workers.harness.demo.render import render_text
     from workers.harness.demo.run import run_demo
     from workers.harness.demo.scenario import build_scenario
     from workers.harness.demo.supervisor import ProcessFailed
 
+    settings = cli.settings  # read first: a bad setting stops the demo before it writes anything
     run_dir = run_dir or Path("artifacts", "demo", datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     run_dir.mkdir(parents=True, exist_ok=True)
     scenario = build_scenario(count, seed=seed, now=datetime.now(UTC))
@@ -82,7 +89,7 @@ def demo(
 
     try:
         report = run_demo(
-            Settings(), scenario, run_dir=run_dir, timeout_s=timeout_s, fail_rate=fail_rate,
+            settings, scenario, run_dir=run_dir, timeout_s=timeout_s, fail_rate=fail_rate,
             exporter=exporter, linger_s=linger_s, on_report=publish,
         )  # fmt: skip
     except (ProcessFailed, UnsafeTarget) as error:
