@@ -3,10 +3,12 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Tools whose pinned dependencies must not meet the project's: a virtualenv of their own.
+CHECKOV := .venv-tools/bin/checkov
 export CIRCULATE_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/circulate_test
 export CIRCULATE_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/circulate_test
 
-.PHONY: help install system-packages promtool browser services fmt lint docs typecheck unit integration faults e2e test demo bench clean
+.PHONY: help install system-packages promtool browser services fmt lint docs typecheck unit integration faults e2e test demo bench clean checkov pgbouncer pgbouncer-binary
 
 help:  ## List the targets and what each needs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -58,8 +60,19 @@ faults: $(STAMP) services  ## Fault tests (start PostgreSQL and RabbitMQ instanc
 e2e: $(STAMP) system-packages services  ## End-to-end: demo, Prometheus, the console in Chromium
 	$(BIN)/pytest -q tests/e2e
 
-test: $(STAMP) system-packages services lint typecheck  ## The CI gate: lint, mypy, every test layer (own-instance tests alongside)
+test: $(STAMP) system-packages checkov services lint typecheck  ## The CI gate: lint, mypy, every test layer (own-instance tests alongside)
 	BIN=$(BIN) bash scripts/run-tests.sh
+
+$(CHECKOV): scripts/install-checkov.sh
+	bash scripts/install-checkov.sh
+
+checkov: $(CHECKOV)  ## Install checkov into .venv-tools (deploy/terraform's policy checks in make test)
+
+pgbouncer-binary:  ## Install Debian's pgbouncer (the binary only; its service is never started)
+	bash scripts/install-pgbouncer.sh
+
+pgbouncer: $(STAMP) services pgbouncer-binary  ## tests/integration through a PgBouncer of its own in transaction pooling (~5 min)
+	BIN=$(BIN) bash scripts/pgbouncer-suite.sh
 
 demo: $(STAMP) services  ## 200 orders through every process, then the report
 	CIRCULATE_DATABASE_URL=$${CIRCULATE_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/circulate_demo} \
@@ -70,4 +83,4 @@ bench: $(STAMP) services  ## Throughput, CPU and memory figures, 3 interleaved r
 	$(BIN)/python -m workers.harness.bench --json artifacts/bench.json
 
 clean:  ## Remove .venv and every cache
-	rm -rf $(VENV) artifacts .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-tools artifacts .mypy_cache .ruff_cache .pytest_cache
