@@ -20,11 +20,15 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from workers.harness.demo.scenario import FINAL_STATES, PlannedOrder, Refusal, Scenario
 
 CONCURRENCY = 16
 POLL_INTERVAL_S = 0.2
+#: How long a request that met a 5xx or a refused connection is retried, and how often.
+RETRY_FOR_S = 60.0
+RETRY_PAUSE_S = 0.5
 
 #: When a planned cancellation is sent: as soon as the order exists, or once its label is bought.
 _CANCEL_WHEN = {"early": {"placed", "confirmed", "label_purchased"}, "after_label": {"label_purchased"}}
@@ -47,6 +51,16 @@ class DriveResult:
     stuck: list[dict[str, str]] = field(default_factory=list)
     #: Each planned refusal's `what` -> None if the API refused it as expected, else what it said.
     refusals: dict[str, str | None] = field(default_factory=dict)
+
+
+def _worth_retrying(response: httpx.Response) -> bool:
+    """A 5xx, or the sandbox saying its webhook met a 5xx or no answer from the API."""
+    if response.status_code >= 500:
+        return True
+    if response.status_code == 200 and "/v1/sandbox/" in response.request.url.path:
+        body = response.json()
+        return body.get("delivered") is not True and int(body.get("status_code") or 500) >= 500
+    return False
 
 
 def _stuck(scenario: Scenario, states: dict[str, tuple[str, str | None]]) -> list[dict[str, str]]:
@@ -83,6 +97,7 @@ class Driver:
         self._started = time.monotonic()
         # Refusals that must wait until the order they are about was accepted (the 409).
         self._after: dict[str, list[Refusal]] = {}
+        self._states: dict[str, tuple[str, str | None]] = {}
 
     def run(
         self,
@@ -153,7 +168,7 @@ class Driver:
 
     def _post_order(self, order: PlannedOrder) -> None:
         headers = {"Idempotency-Key": order.idempotency_key}
-        first = self.api.post("/v1/orders", json=order.body, headers=headers)
+        first = self._post(self.api, "/v1/orders", json=order.body, headers=headers)
         if not self._expect(first, 202, f"POST order {order.order_id}"):
             with self._lock:
                 self._refused.add(order.order_id)
@@ -162,13 +177,13 @@ class Driver:
         for refusal in self._after.get(order.order_id, []):
             self._refuse(refusal)
         if order.replay:
-            again = self.api.post("/v1/orders", json=order.body, headers=headers)
+            again = self._post(self.api, "/v1/orders", json=order.body, headers=headers)
             if self._expect(again, 202, f"replayed POST {order.order_id}"):
                 replayed = again.headers.get("Idempotent-Replayed") == "true"
                 self._count("http_replays" if replayed else "http_replays_not_recognised")
         if order.resend:
             other = {"Idempotency-Key": f"{order.idempotency_key}-resent"}
-            resent = self.api.post("/v1/orders", json=order.body, headers=other)
+            resent = self._post(self.api, "/v1/orders", json=order.body, headers=other)
             if self._expect(resent, 202, f"resent POST {order.order_id}"):
                 self._count("resends_other_key")
         with self._lock:
@@ -176,8 +191,8 @@ class Driver:
 
     def _cancel(self, order: PlannedOrder) -> None:
         headers = {"Idempotency-Key": f"cancel-{order.order_id}"}
-        response = self.api.post(
-            f"/v1/orders/{order.order_id}/cancel", json={"reason": "buyer_request"}, headers=headers
+        response = self._post(
+            self.api, f"/v1/orders/{order.order_id}/cancel", json={"reason": "buyer_request"}, headers=headers
         )
         if self._expect(response, 202, f"cancel {order.order_id}"):
             self._count("cancels")
@@ -197,16 +212,40 @@ class Driver:
         self._count("refused_at_the_edge" if problem is None else "refusals_not_as_documented")
 
     def _carrier_event(self, label_id: str, event: str) -> None:
-        response = self.sandbox.post(f"/v1/sandbox/labels/{label_id}/events", json={"event": event})
+        response = self._post(self.sandbox, f"/v1/sandbox/labels/{label_id}/events", json={"event": event})
         if self._expect(response, 200, f"{event} event for {label_id}"):
             delivered = response.json().get("delivered") is True
             self._count(f"webhooks_{event}" if delivered else f"webhooks_{event}_refused")
             if not delivered:
                 self._error(f"{event} webhook for {label_id} not accepted: {response.text[:200]}")
 
+    def _post(self, client: httpx.Client, path: str, **kwargs: Any) -> httpx.Response:
+        """POST as a careful client does: a 5xx, or an outage of the receiver behind the carrier's
+        webhook, is tried again with the same body and Idempotency-Key for up to RETRY_FOR_S (a
+        chaos run restarts the database under the API); anything else is answered at once."""
+        deadline = time.monotonic() + RETRY_FOR_S
+        while True:
+            try:
+                response = client.post(path, **kwargs)
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+            else:
+                if not _worth_retrying(response) or time.monotonic() > deadline:
+                    return response
+            with self._lock:
+                self.result.counts["requests_retried"] += 1
+            time.sleep(RETRY_PAUSE_S)
+
     def _poll(self) -> dict[str, tuple[str, str | None]]:
-        with self.engine.connect() as connection:
-            return {row[0]: (row[1], row[2]) for row in connection.execute(_STATES)}
+        """Every order's state; while the database is unreachable (a chaos run restarts it), the
+        states seen last, so following the orders pauses instead of ending the run."""
+        try:
+            with self.engine.connect() as connection:
+                self._states = {row[0]: (row[1], row[2]) for row in connection.execute(_STATES)}
+        except OperationalError:
+            pass
+        return self._states
 
     def _expect(self, response: httpx.Response, status: int, what: str) -> bool:
         if response.status_code == status:

@@ -36,6 +36,9 @@ class Child:
     process: subprocess.Popen[bytes]
     log_path: Path
     log_file: IO[bytes] = field(repr=False)
+    #: How it was started, so that `Supervisor.respawn` can start it again (the chaos runner does).
+    argv: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -123,11 +126,19 @@ class Supervisor:
             list(argv), env=dict(env), stdin=subprocess.DEVNULL, stdout=log_file,
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        child = Child(name, process, log_path, log_file)
+        child = Child(name, process, log_path, log_file, tuple(argv), dict(env))
         self.children.append(child)
         if ready is not None:
             self.wait_ready(child, ready, timeout_s)
         return child
+
+    def respawn(self, child: Child, name: str) -> Child:
+        """Replace `child`, which has exited, by the same command started again, logging to
+        `<name>.log`; as systemd or Kubernetes restart a crashed process. Not waited for."""
+        self.children.remove(child)
+        child.process.wait()
+        child.log_file.close()
+        return self.start(name, child.argv, env=child.env, ready=None)
 
     def check_alive(self) -> None:
         """Raise ProcessFailed if any child has exited: the run cannot finish without it."""

@@ -1,0 +1,5 @@
+"""`python -m workers.harness.chaos`: the `chaos` command without going through `circulate`."""
+
+from workers.harness.chaos.cli import chaos
+
+chaos()

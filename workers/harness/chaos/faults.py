@@ -1,0 +1,199 @@
+"""The faults a scenario injects, each recorded on the monitor and counted as proof that it fired.
+
+Each fault runs in the scenario's fault thread once the run is under way, and returns when it
+is over (its last service restarted, its proxy passing again). `Target` is what the faults act
+on: the run's PostgreSQL cluster, its RabbitMQ nodes, the fault proxy in front of the broker
+and the processes the keeper looks after. The services are the tests' own instances
+(tests/fixtures/own_services.py), typed here by what the faults call on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
+
+import httpx
+
+from workers.harness.chaos.keeper import Keeper
+from workers.harness.chaos.monitor import Fault, Monitor
+from workers.harness.fault_proxy import FaultProxy
+
+
+class Postgres(Protocol):
+    def restart(self) -> None: ...
+    def kill(self) -> None: ...
+    def start(self) -> None: ...
+    def url(self, database: str = ...) -> str: ...
+    def conninfo(self, database: str = ...) -> str: ...
+
+
+class RabbitNode(Protocol):
+    name: str
+    amqp_port: int
+
+    def kill(self) -> None: ...
+    def start(self, *, timeout: float = ...) -> None: ...
+    def restart(self) -> None: ...
+    def amqp_url(self, vhost: str = ...) -> str: ...
+    def add_vhost(self, vhost: str, *, user: str = ...) -> None: ...
+
+    @property
+    def management_url(self) -> str: ...
+
+
+@dataclass
+class Target:
+    postgres: Postgres
+    nodes: Sequence[RabbitNode]
+    monitor: Monitor
+    keeper: Keeper
+    stop: threading.Event
+    vhost: str
+    proxy: FaultProxy | None = None
+    #: Proof that each fault fired: kills, restarts, proxy cuts...
+    proof: Counter[str] = field(default_factory=Counter)
+
+    def pause(self, seconds: float) -> None:
+        self.stop.wait(seconds)
+
+    def wait_recovered(self, fault: Fault, *, timeout_s: float = 60.0) -> None:
+        """Until the platform consumes and publishes again after `fault` (or the run is over)."""
+        deadline = time.monotonic() + timeout_s
+        while self.monitor.recovered_at(fault) is None and time.monotonic() < deadline:
+            if self.stop.wait(0.25):
+                return
+
+
+Inject = Callable[[Target], None]
+
+
+def worker_kill_storm(every_s: float, kills: int) -> Inject:
+    """SIGKILL a random worker process (a child of a `circulate worker`) every `every_s`."""
+
+    def inject(target: Target) -> None:
+        storm = target.monitor.fault(f"worker process SIGKILLed every {every_s:g}s, {kills} times")
+        while target.proof["worker_processes_killed"] < kills and not target.stop.is_set():
+            pids = [pid for child in target.keeper.children("worker") for pid in _children(child.process.pid)]
+            if pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(random.choice(pids), signal.SIGKILL)
+                    target.proof["worker_processes_killed"] += 1
+            target.pause(every_s if pids else 0.1)
+        # Lifted once the last killed group has been replaced.
+        while not any(child.alive() for child in target.keeper.children("worker")):
+            target.pause(0.1)
+        storm.lift()
+
+    return inject
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def postgres_restart_then_kill(down_s: float) -> Inject:
+    """`pg_ctl restart -m fast`; once recovered, SIGKILL of the postmaster and its backends, down
+    for `down_s`, then a start that runs crash recovery."""
+
+    def inject(target: Target) -> None:
+        restarted = target.monitor.fault("PostgreSQL restarted (pg_ctl -m fast)")
+        target.postgres.restart()
+        restarted.lift()
+        target.proof["postgres_restarts"] += 1
+        target.wait_recovered(restarted)
+        killed = target.monitor.fault(f"PostgreSQL SIGKILLed, down {down_s:g}s, crash recovery")
+        target.postgres.kill()
+        target.proof["postgres_kills"] += 1
+        target.pause(down_s)
+        target.postgres.start()
+        killed.lift()
+        target.wait_recovered(killed)
+
+    return inject
+
+
+def proxy_cut_then_delay(cut_s: float, delay_ms: float, delay_s: float) -> Inject:
+    """Every broker connection of the workers and the relay cut for `cut_s` (refused meanwhile),
+    then every byte delayed `delay_ms` each way for `delay_s`."""
+
+    def inject(target: Target) -> None:
+        proxy = target.proxy
+        if proxy is None:
+            raise RuntimeError("this fault needs the fault proxy in front of the broker")
+        cut = target.monitor.fault(f"broker connections cut for {cut_s:g}s")
+        proxy.cut()
+        target.pause(cut_s)
+        proxy.pass_through()
+        cut.lift()
+        delayed = target.monitor.fault(f"broker traffic delayed {delay_ms:g} ms each way for {delay_s:g}s")
+        proxy.delay(delay_ms)
+        target.pause(delay_s)
+        proxy.pass_through()
+        delayed.lift()
+        target.proof.update(
+            {k: proxy.stats[k] for k in ("connections_cut", "chunks_delayed", "connections_accepted")}
+        )
+
+    return inject
+
+
+def leader_loss_then_rolling_restart(down_s: float) -> Inject:
+    """`kill -9` of the node leading most quorum queues, restarted after `down_s`; once recovered,
+    each node restarted in turn (graceful stop and start), waiting for recovery between nodes."""
+
+    def inject(target: Target) -> None:
+        leader = quorum_leader(target)
+        killed = target.monitor.fault(f"queue leader {leader.name.split('@')[0]} SIGKILLed, down {down_s:g}s")
+        leader.kill()
+        target.proof["rabbit_nodes_killed"] += 1
+        target.pause(down_s)
+        leader.start()
+        killed.lift()
+        target.wait_recovered(killed)
+        for node in target.nodes:
+            if target.stop.is_set():
+                return
+            rolled = target.monitor.fault(f"rolling restart: {node.name.split('@')[0]}")
+            node.restart()
+            rolled.lift()
+            target.proof["rabbit_nodes_restarted"] += 1
+            target.wait_recovered(rolled)
+
+    return inject
+
+
+def quorum_leader(target: Target) -> RabbitNode:
+    """The node that leads most of the vhost's quorum queues, by the management API."""
+    leaders: Counter[str] = Counter()
+    for node in target.nodes:
+        try:
+            response = httpx.get(
+                f"{node.management_url}/api/queues/{quote(target.vhost, safe='')}",
+                params={"columns": "name,type,leader"},
+                auth=("guest", "guest"),
+                timeout=5,
+            )
+            response.raise_for_status()
+        except httpx.HTTPError:
+            continue
+        leaders.update(q["leader"] for q in response.json() if q.get("type") == "quorum" and q.get("leader"))
+        break
+    by_name = {node.name: node for node in target.nodes}
+    for name, _ in leaders.most_common():
+        if name in by_name:
+            target.proof["quorum_queues_led_by_killed_node"] = leaders[name]
+            return by_name[name]
+    return target.nodes[0]
