@@ -1,9 +1,16 @@
 """The outbox relay process (`circulate relay`): publishes outbox rows until told to stop.
 
-Latency: when a pass fills its batch the next starts at once; otherwise the relay waits the short
-poll interval (50 ms by default). A lost database or broker connection is reopened with a capped,
-jittered backoff, so a restart of either costs a pause, not the process; the broker connection
-goes to the first live node of `CIRCULATE_AMQP_URL` (a cluster's nodes are tried in turn).
+Latency: when a pass fills its batch the next starts at once; otherwise the relay waits for a
+notification on `shared.outbox.WAKE_CHANNEL` (a producer's transaction committed a due row) or the
+poll interval (50 ms by default), whichever comes first. The poll stays as the fallback: for rows
+that become due later (the schedule), for producers that do not notify, and where LISTEN cannot
+work: behind PgBouncer in transaction pooling a LISTEN is accepted but nothing is ever delivered,
+so set `database_direct_url` to a URL that bypasses the pooler; without it the relay only polls.
+If the listening connection cannot be opened or fails, the relay says so and polls.
+
+A lost database or broker connection is reopened with a capped, jittered backoff, so a restart of
+either costs a pause, not the process; the broker connection goes to the first live node of
+`CIRCULATE_AMQP_URL` (a cluster's nodes are tried in turn).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from shared.broker_nodes import ReconnectBackoff
 from shared.config import Settings
 from shared.db import connect_options, libpq_url
 from shared.metrics_runtime import record_relay_pass, start_relay_metrics_server
+from shared.outbox import WAKE_CHANNEL
 from shared.pruning import prune_expired
 from shared.relay import open_channel, relay_once
 
@@ -57,6 +65,7 @@ async def _relay_connected(settings: Settings, stop: asyncio.Event, backoff: Rec
         await conn.close()
         raise
     backoff.reset()  # both connections are up: the next loss starts from the short wait again
+    listener = await _listen(settings)
     last_prune = 0.0
     try:
         while not stop.is_set():
@@ -67,11 +76,57 @@ async def _relay_connected(settings: Settings, stop: asyncio.Event, backoff: Rec
                 await prune_expired(conn, settings)
                 last_prune = time.monotonic()
             if result.claimed < settings.relay_batch_size:
-                await _sleep_or_stop(stop, poll_s)
+                listener = await _wait_for_work(listener, stop, poll_s)
     finally:
         await connection.close()
         await conn.close()
+        if listener is not None:
+            await listener.close()
     return published
+
+
+async def _listen(settings: Settings) -> psycopg.AsyncConnection[tuple[object, ...]] | None:
+    """A connection of its own LISTENing on the wake channel, or None (the relay then only polls)."""
+    url = settings.database_direct_url or settings.database_url
+    try:
+        listener = await psycopg.AsyncConnection.connect(
+            libpq_url(settings.model_copy(update={"database_url": url})), autocommit=True
+        )
+        await listener.execute(f"LISTEN {WAKE_CHANNEL}")
+    except (OSError, psycopg.Error) as error:
+        logger.warning("relay cannot LISTEN for new outbox rows (%s); polling only", error)
+        return None
+    return listener
+
+
+async def _wait_for_work(
+    listener: psycopg.AsyncConnection[tuple[object, ...]] | None, stop: asyncio.Event, seconds: float
+) -> psycopg.AsyncConnection[tuple[object, ...]] | None:
+    """Until a notification, `seconds`, or `stop`; returns the listener, or None once it failed."""
+    if listener is None:
+        await _sleep_or_stop(stop, seconds)
+        return None
+    notified = asyncio.ensure_future(_notification(listener, seconds))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({notified, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        notified.cancel()
+        stopped.cancel()
+    try:
+        if notified.done() and not notified.cancelled():
+            notified.result()
+    except (OSError, psycopg.Error) as error:
+        logger.warning("relay's LISTEN connection failed (%s); polling only until it reconnects", error)
+        with contextlib.suppress(Exception):
+            await listener.close()
+        return None
+    return listener
+
+
+async def _notification(listener: psycopg.AsyncConnection[tuple[object, ...]], seconds: float) -> None:
+    async for _ in listener.notifies(timeout=seconds, stop_after=1):
+        pass
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -98,3 +98,38 @@ def test_a_delayed_job_waits_in_the_outbox_and_is_published_when_due(settings, b
     with runtime.sessions() as session:
         (kind,) = schedule.summary(session)
     assert (kind.kind, kind.count) == ("fulfilment.place_order", 1)
+
+
+def test_a_relay_waiting_for_its_next_poll_is_woken_by_the_commit_of_a_due_job(settings, broker, runtime):
+    # Given a relay whose poll would not come for a minute, idle after publishing a first job
+    patient = settings.model_copy(update={"relay_poll_interval_ms": 60_000})
+    _enqueue_orders(runtime, 1)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        relay = asyncio.create_task(run_relay(patient, stop))
+        while queue_depth(settings, "fulfilment") < 1:
+            await asyncio.sleep(0.05)
+        # When a second job commits
+        _enqueue_orders(runtime, 1)
+        # Then the relay publishes it long before its poll (the wait fails the test after 20 s)
+        while queue_depth(settings, "fulfilment") < 2:
+            await asyncio.sleep(0.05)
+        stop.set()
+        await relay
+
+    asyncio.run(asyncio.wait_for(main(), timeout=20))
+
+
+def test_a_relay_that_cannot_listen_polls_instead(settings, broker, runtime, caplog):
+    # Given a direct URL the relay cannot reach (a pooler-only deployment misconfigured)
+    unreachable = settings.model_copy(
+        update={"database_direct_url": "postgresql+psycopg://postgres@127.0.0.1:9/nowhere"}
+    )
+    keys = _enqueue_orders(runtime, 3)
+
+    _relay_until_empty(unreachable, runtime, relays=1)
+
+    bodies = drain(settings, "fulfilment")
+    assert {json.loads(body)["kwargs"]["envelope"]["idempotency_key"] for body in bodies} == keys
+    assert "polling only" in caplog.text
