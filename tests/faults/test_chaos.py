@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.fixtures.own_services import FAST_CHANNEL_TICK, OwnPostgres, OwnRabbitNode, OwnServices
 from workers.harness.chaos.runner import run_scenario
 from workers.harness.chaos.scenarios import build
+
+if TYPE_CHECKING:  # registered as a plugin below, so it must not be imported first
+    from tests.fixtures.own_services import OwnPostgres, OwnRabbitNode, OwnServices
 
 pytest_plugins = ["tests.fixtures.own_services"]
 pytestmark = pytest.mark.timeout(420)
@@ -49,6 +51,8 @@ def test_the_demo_keeps_its_promises_when(
 def test_the_demo_keeps_its_promises_when_the_queue_leader_dies_and_the_cluster_rolls(
     own_services: OwnServices, own_postgres: OwnPostgres, tmp_path: Path
 ) -> None:
+    from tests.fixtures.own_services import FAST_CHANNEL_TICK
+
     nodes = own_services.rabbit_cluster(3, rabbit_env=FAST_CHANNEL_TICK)
     try:
         result = run_scenario(

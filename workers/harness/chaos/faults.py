@@ -26,6 +26,7 @@ import httpx
 
 from workers.harness.chaos.keeper import Keeper
 from workers.harness.chaos.monitor import Fault, Monitor
+from workers.harness.demo.supervisor import Child
 from workers.harness.fault_proxy import FaultProxy
 
 
@@ -83,7 +84,7 @@ def worker_kill_storm(every_s: float, kills: int) -> Inject:
     def inject(target: Target) -> None:
         storm = target.monitor.fault(f"worker process SIGKILLed every {every_s:g}s, {kills} times")
         while target.proof["worker_processes_killed"] < kills and not target.stop.is_set():
-            pids = [pid for child in target.keeper.children("worker") for pid in _children(child.process.pid)]
+            pids = [pid for child in target.keeper.children("worker") for pid in _worker_processes(child)]
             if pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(random.choice(pids), signal.SIGKILL)
@@ -97,11 +98,18 @@ def worker_kill_storm(every_s: float, kills: int) -> Inject:
     return inject
 
 
-def _children(pid: int) -> list[int]:
+def _worker_processes(child: Child) -> list[int]:
+    """The Dramatiq worker processes of one `circulate worker`: its first `--processes` children
+    by start time (the fork processes, such as the /metrics server, start after them)."""
+    pid = child.process.pid
     try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
+        children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        started = {p: _start_time(p) for p in children}
+    except (OSError, IndexError, ValueError):
         return []
+    argv = list(child.argv)
+    count = int(argv[argv.index("--processes") + 1]) if "--processes" in argv else 1
+    return sorted(children, key=started.__getitem__)[:count]
 
 
 def postgres_restart_then_kill(down_s: float) -> Inject:
@@ -197,3 +205,8 @@ def quorum_leader(target: Target) -> RabbitNode:
             target.proof["quorum_queues_led_by_killed_node"] = leaders[name]
             return by_name[name]
     return target.nodes[0]
+
+
+def _start_time(pid: int) -> int:
+    # Field 22 of /proc/<pid>/stat, the start time, is the 20th after the command's closing ")".
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
