@@ -8,7 +8,7 @@ CHECKOV := .venv-tools/bin/checkov
 export CIRCULATE_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/circulate_test
 export CIRCULATE_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/circulate_test
 
-.PHONY: help install system-packages promtool browser services fmt lint docs typecheck unit integration faults e2e test demo bench clean checkov pgbouncer pgbouncer-binary
+.PHONY: help install system-packages promtool browser kubectl services fmt lint docs typecheck unit integration faults e2e test demo bench clean checkov pgbouncer pgbouncer-binary
 
 help:  ## List the targets and what each needs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -21,13 +21,16 @@ install: $(STAMP)  ## Create .venv and install the project with its development 
 
 # Debian packages some tests need and pip cannot provide; each is installed only by the targets
 # that need it, and only when missing.
-system-packages: promtool browser  ## Install promtool and Chromium (Debian packages; apt, as root)
+system-packages: promtool browser kubectl  ## Install promtool, Chromium and kubectl when missing (apt, as root)
 
 promtool:  ## Install Debian's prometheus for promtool (deploy/prometheus checks)
 	bash scripts/install-system-packages.sh
 
 browser:  ## Install Debian's Chromium (the console's browser test)
 	bash scripts/install-browser.sh
+
+kubectl:  ## Make sure kubectl (with kustomize v4+) renders deploy/k8s (tests/unit/test_deploy_k8s.py)
+	bash scripts/install-kubectl.sh
 
 services:  ## Make sure PostgreSQL and RabbitMQ answer on loopback (starts them if not)
 	bash scripts/services.sh
