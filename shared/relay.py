@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,6 +22,7 @@ from aiormq.abc import AbstractChannel
 from pamqp import commands as spec
 
 from shared import crash_points
+from shared.broker_nodes import connect_any
 from shared.outbox import PendingMessage
 
 logger = logging.getLogger(__name__)
@@ -78,7 +80,8 @@ async def _publish(channel: AbstractChannel, row: PendingMessage) -> bool:
     return isinstance(confirmation, spec.Basic.Ack)
 
 
-async def open_channel(amqp_url: str) -> tuple[aiormq.abc.AbstractConnection, AbstractChannel]:
-    connection = await aiormq.connect(amqp_url)
+async def open_channel(amqp_urls: Sequence[str]) -> tuple[aiormq.abc.AbstractConnection, AbstractChannel]:
+    """A publisher-confirm channel on the first live node of `amqp_urls` (`shared.broker_nodes`)."""
+    connection = await connect_any(amqp_urls)
     channel = await connection.channel(publisher_confirms=True)
     return connection, channel
