@@ -79,7 +79,7 @@ mkdir -p artifacts
 started=$(date +%s)
 status=0
 CIRCULATE_TEST_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:$port/circulate_test" \
-CIRCULATE_DATABASE_PREPARED_STATEMENTS=false \
+CIRCULATE_DATABASE_PREPARED_STATEMENTS=${CIRCULATE_DATABASE_PREPARED_STATEMENTS:-false} \
   "$BIN/pytest" -q -p no:cacheprovider "${@:-tests/integration}" | tee "$dir/pytest.out" || status=$?
 elapsed=$(( $(date +%s) - started ))
 

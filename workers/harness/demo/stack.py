@@ -74,8 +74,10 @@ def start_stack(
     start("sandbox", sandbox, env=env, ready=http_ok(f"{sandbox_url}/healthz"))
     # The relay and the workers boot side by side; both are waited for before any order is sent.
     relay = start("relay", circulate("relay"), env=env, ready=None)
-    start("worker", circulate("worker", "--processes", "2", "--threads", "8"),
-          env=env, ready=consumers_on_every_queue(settings), timeout_s=60)  # fmt: skip
+    # CIRCULATE_WORKER_PROCESSES / _THREADS (2 x 8 by default): the scaling guide's runs vary them.
+    worker = circulate("worker", "--processes", str(settings.worker_processes),
+                       "--threads", str(settings.worker_threads))  # fmt: skip
+    start("worker", worker, env=env, ready=consumers_on_every_queue(settings), timeout_s=60)
     supervisor.wait_ready(relay, relay_connected(settings))
     metrics_port = int(env["CIRCULATE_METRICS_PORT"])
     if exporter:

@@ -1,0 +1,127 @@
+"""The scaling guide's measurements (docs/operations/scaling.md): `circulate demo` with 1, 2 and 4
+worker processes, on one RabbitMQ node and on a 3-node cluster, both nodes of its own.
+
+Each broker is started from the tests' own-instance fixtures (tests/fixtures/own_services.py), so its
+CPU time is this run's alone: RabbitMQ CPU seconds per message come from the nodes' beam processes
+(/proc/<pid>/stat, before and after). PostgreSQL is the machine's (its commits are counted in
+pg_stat_database for this run's database only). Circulate's own CPU is every process the demo
+started (API, relay, workers, sandbox, SMTP sink and the driver), from RUSAGE_CHILDREN once the
+demo has exited. Figures are printed, never asserted; the machine's load average is printed next
+to them, since other work shares its cores.
+
+    .venv/bin/python scripts/scaling-runs.py --orders 300 --processes 1 2 4 --nodes 1 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fixtures.own_services import OwnRabbitNode, OwnServices  # noqa: E402
+
+DATABASE = "circulate_scaling"
+VHOST = "circulate_scaling"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def beam_cpu_s(nodes: list[OwnRabbitNode]) -> float:
+    total = 0
+    for node in nodes:
+        pid = node.pid()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def commits() -> int:
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn:
+        query = "SELECT xact_commit FROM pg_stat_database WHERE datname = %s"
+        row = conn.execute(query, (DATABASE,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def one_run(nodes: list[OwnRabbitNode], processes: int, orders: int, out: Path) -> dict[str, object]:
+    env = {
+        **os.environ,
+        "CIRCULATE_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{DATABASE}",
+        "CIRCULATE_AMQP_URL": ",".join(node.amqp_url(VHOST) for node in nodes),
+        "CIRCULATE_RABBITMQ_MANAGEMENT_URL": ",".join(node.management_url for node in nodes),
+        "CIRCULATE_WORKER_PROCESSES": str(processes),
+        "CIRCULATE_LOG_LEVEL": "WARNING",
+    }
+    report = out / f"demo-{len(nodes)}n-{processes}p.json"
+    command = [str(ROOT / ".venv/bin/circulate"), "demo", "--orders", str(orders), "--fail-rate", "0",
+               "--timeout", "900", "--json", str(report), "--run-dir", str(out / report.stem)]  # fmt: skip
+    load_before = os.getloadavg()[0]
+    beam, cpu = beam_cpu_s(nodes), children_cpu_s()
+    commits_before = commits()
+    completed = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    beam, cpu = beam_cpu_s(nodes) - beam, children_cpu_s() - cpu
+    committed = commits() - commits_before
+    if completed.returncode != 0 or not report.exists():
+        error = completed.stdout[-1500:] + completed.stderr[-1500:]
+        return {"nodes": len(nodes), "processes": processes, "error": error}
+    throughput = json.loads(report.read_text())["throughput"]
+    messages = int(throughput["messages_processed"])
+    elapsed = float(throughput["elapsed_s"])
+    return {
+        "nodes": len(nodes),
+        "processes": processes,
+        "orders": orders,
+        "elapsed_s": elapsed,
+        "orders_per_s": throughput["orders_per_s"],
+        "messages": messages,
+        "messages_per_s": throughput["messages_per_s"],
+        "messages_per_order": round(messages / orders, 1),
+        "circulate_cpu_ms_per_message": round(1000 * cpu / messages, 2),
+        "rabbitmq_cpu_ms_per_message": round(1000 * beam / messages, 3),
+        "pg_commits_per_s": round(committed / elapsed, 1),
+        "pg_commits_per_message": round(committed / messages, 2),
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=300)
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--nodes", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--json", type=Path, default=ROOT / "artifacts" / "scaling-runs.json")
+    args = parser.parse_args()
+    out = Path(tempfile.mkdtemp(prefix="circulate-scaling-"))
+    results = []
+    for size in args.nodes:
+        services = OwnServices()
+        try:
+            nodes = services.rabbit_cluster(size)
+            nodes[0].add_vhost(VHOST)
+            for processes in args.processes:
+                result = one_run(nodes, processes, args.orders, out)
+                results.append(result)
+                print(json.dumps(result), flush=True)
+        finally:
+            services.close()
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {args.json}; demo reports and logs in {out}")
+
+
+if __name__ == "__main__":
+    main()
