@@ -8,6 +8,8 @@ For every message of every domain it does the same steps, in this order:
 4. call the domain function with the unit of work and the payload;
 5. commit claim, effects and outbox rows together, and only then does Dramatiq ack.
 A crash anywhere before the commit rolls everything back and the redelivery starts clean.
+A worker with a backlog does steps 2-5 for several messages in one transaction (`shared.batch`),
+and hands any that does not simply succeed back to this one-message path.
 
 Actors are described by `ActorSpec`s (plain data, no broker) and bound to a broker by the process
 that owns it, so importing a domain never needs a broker or the environment.
@@ -56,6 +58,18 @@ def handler_actor(handler: Handler[P], payload_type: type[P], **options: Any) ->
     return ActorSpec(handler=handler, payload_type=payload_type, options=options)
 
 
+class HandlerActor(dramatiq.Actor[..., None]):
+    """A Dramatiq actor made by `bind_actors`: it knows its spec and runtime, so a worker thread
+    can apply several delivered messages in one transaction (`shared.batch`)."""
+
+    def __init__(
+        self, fn: Callable[..., None], *, spec: ActorSpec[Any], runtime: Callable[[], Runtime], **kwargs: Any
+    ) -> None:
+        self.spec = spec
+        self.runtime = runtime
+        super().__init__(fn, **kwargs)
+
+
 def run_message(spec: ActorSpec[P], runtime: Runtime, kwargs: dict[str, Any]) -> None:
     """Steps 1-5 of the module docstring for one delivered message."""
     envelope, payload = decode_message(spec.payload_type, kwargs)
@@ -100,8 +114,10 @@ def _bind(broker: dramatiq.Broker, spec: ActorSpec[Any], runtime: Callable[[], R
     options = dict(spec.options)
     # Lower runs first among the messages a worker process holds (Dramatiq's work queue).
     priority = int(options.pop("priority", 0))
-    dramatiq.Actor(
+    HandlerActor(
         run,
+        spec=spec,
+        runtime=runtime,
         broker=broker,
         actor_name=spec.name,
         queue_name=spec.queue,

@@ -154,6 +154,14 @@ class Settings(BaseSettings):
         ge=1_000,
         description="How long SIGTERM waits for in-flight messages before returning them to the queue.",
     )
+    worker_batch_size: int = Field(
+        default=16,
+        ge=1,
+        description=(
+            "Messages already waiting in a worker process that one thread may apply in one transaction "
+            "(each acked after its commit; see shared.batch). 1 handles every message alone."
+        ),
+    )
 
     # Outbox relay
     relay_batch_size: int = Field(

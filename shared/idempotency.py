@@ -11,6 +11,7 @@ import enum
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import DateTime, Integer, String, Uuid, func, select, update
@@ -75,6 +76,32 @@ def claim(session: Session, envelope: Envelope, payload: Payload) -> Claim:
         )
     ).scalar_one_or_none()
     return Claim.DUPLICATE if stored == digest else Claim.CONFLICT
+
+
+_CLAIM_ALL = (
+    "INSERT INTO processed_messages (idempotency_key, kind, message_id, content_hash) "
+    "SELECT * FROM unnest(%(keys)s::varchar[], %(kinds)s::varchar[], %(ids)s::uuid[], %(hashes)s::varchar[]) "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1"
+)
+
+
+def claim_all(session: Session, messages: Sequence[tuple[Envelope, Payload]]) -> bool:
+    """Take every message's key in one statement; False unless all were free.
+
+    The batch path (`shared.batch`) rolls back and handles its messages one by one when any key
+    was taken (a duplicate, a reused key, or the same key twice in the batch), so replays are told
+    apart from conflicts by `claim` alone.
+    """
+    params = {
+        "keys": [envelope.idempotency_key for envelope, _ in messages],
+        "kinds": [envelope.kind for envelope, _ in messages],
+        "ids": [envelope.message_id for envelope, _ in messages],
+        "hashes": [content_hash(envelope.kind, payload) for envelope, payload in messages],
+    }
+    conn = driver_connection(session)
+    with conn.pipeline():
+        claimed = len(conn.execute(_CLAIM_ALL, params).fetchall())
+    return claimed == len(messages)
 
 
 def count_duplicate(session: Session, envelope: Envelope) -> None:

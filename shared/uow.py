@@ -49,13 +49,23 @@ class UnitOfWork:
     def __enter__(self) -> UnitOfWork:
         self.session = self._sessions()
         self.session.begin()
+        self._bind_outbox()
+        return self
+
+    def handle(self, envelope: Envelope) -> None:
+        """From now on the block handles `envelope` (the next message of a batch, `shared.batch`):
+        outbox rows it adds follow from this message, in the same transaction."""
+        self.envelope = envelope
+        self._correlation_id = envelope.correlation_id
+        self._bind_outbox()
+
+    def _bind_outbox(self) -> None:
         self.outbox = Outbox(
             self.session,
             correlation_id=self._correlation_id,
             parent_key=self.envelope.idempotency_key if self.envelope else None,
             traceparent=self.envelope.traceparent if self.envelope else None,
         )
-        return self
 
     def commit(self) -> None:
         self.session.commit()

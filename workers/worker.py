@@ -19,6 +19,7 @@ from shared.broker import CirculateBroker, build_broker
 from shared.config import Settings
 from shared.heartbeat import clear_beats
 from shared.logs import configure_logging
+from shared.middleware.batch import BatchedHandling
 from shared.middleware.dead_letter import DeadLetterRecorder
 from shared.middleware.heartbeat import Heartbeat
 from shared.middleware.message_log import MessageLog
@@ -43,7 +44,8 @@ def build_worker_broker(
     #   so their log lines carry them; at ack/nack it classifies MessageMetrics's record;
     # - RuntimeResources owns the engine and adapters, which DeadLetterRecorder needs at nack;
     # - MetricsServer only asks Dramatiq for the /metrics process;
-    # - Heartbeat (when a directory is set) only watches the worker threads for the liveness probe.
+    # - Heartbeat (when a directory is set) only watches the worker threads for the liveness probe;
+    # - BatchedHandling only has the worker start threads that apply a backlog in batches.
     heartbeat = [Heartbeat(Path(settings.heartbeat_dir))] if settings.heartbeat_dir else []
     broker = build_broker(
         settings,
@@ -54,6 +56,7 @@ def build_worker_broker(
             DeadLetterRecorder(runtime),
             MetricsServer(),
             *heartbeat,
+            BatchedHandling(settings.worker_batch_size),
         ],
     )
     bind_actors(broker, ACTORS, runtime)

@@ -1,0 +1,111 @@
+"""`BatchedHandling`: worker threads that apply waiting messages in batches (`shared.batch`).
+
+Dramatiq's worker threads take one message at a time off the process's work queue. At boot this
+middleware has the worker start `BatchingWorkerThread`s instead (through `Worker._add_worker`,
+the one place Dramatiq builds them). Given a message, such a thread also takes the messages
+already waiting behind it, without waiting for more, up to `batch_size`: when the queue is
+short, every message goes the one-message path as before, so batching adds no latency.
+
+Each member of a batch passes through every middleware hook as it would alone (the
+`process_message` hooks around its domain function: metrics, log context, time limit); the
+acks, and with them the outcome counts and log lines, come only after the batch commits. If the
+batch is abandoned, each member is handled again by Dramatiq's own `process_message`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from queue import Empty
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import Middleware
+from dramatiq.worker import WorkerThread
+
+from shared.batch import Delivery, apply_batch, batchable
+
+logger = logging.getLogger(__name__)
+
+
+class BatchedHandling(Middleware):
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        if self.batch_size <= 1:
+            return
+
+        def add_worker() -> None:
+            thread = BatchingWorkerThread(
+                batch_size=self.batch_size,
+                broker=broker,
+                consumers=worker.consumers,
+                work_queue=worker.work_queue,
+                worker_timeout=worker.worker_timeout,
+            )
+            thread.start()
+            worker.workers.append(thread)
+
+        setattr(worker, "_add_worker", add_worker)  # noqa: B010 - replacing a method on purpose
+
+
+class BatchingWorkerThread(WorkerThread):
+    def __init__(self, *, batch_size: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch_size = batch_size
+
+    def process_message(self, message: Any) -> None:
+        first = batchable(message, self.broker.actors)
+        if first is None:
+            super().process_message(message)
+            return
+        batch, alone = [first], []
+        while len(batch) < self.batch_size:
+            try:
+                item = self.work_queue.get_nowait()
+            except Empty:
+                break
+            member = batchable(item.message, self.broker.actors)
+            if member is not None and member.runtime is first.runtime:
+                batch.append(member)
+            else:
+                alone.append(item.message)
+        try:
+            if len(batch) == 1:
+                super().process_message(message)
+            else:
+                self._process_batch(batch)
+        finally:
+            for other in alone:
+                super().process_message(other)
+
+    def _process_batch(self, batch: list[Delivery]) -> None:
+        try:
+            apply_batch(batch, self._with_hooks)
+        except BaseException as error:
+            logger.debug("batch of %d abandoned (%r); handling each alone", len(batch), error)
+            for delivery in batch:
+                super().process_message(delivery.message)
+            return
+        for delivery in batch:
+            self.consumers[delivery.message.queue_name].post_process_message(delivery.message)
+            self.work_queue.task_done()
+
+    def _with_hooks(self, delivery: Delivery, handle: Callable[[], None]) -> None:
+        """The member's `process_message` hooks around its domain function, as Dramatiq runs them.
+
+        A hook that fails or fails the message, or a domain function that raises, abandons the
+        batch; the hooks are closed as for a plain return first, so every `before_` has its
+        `after_` (the one-message path then runs them again, for real).
+        """
+        message = delivery.message
+        try:
+            self.broker.emit_before("process_message", message)
+            if message.failed:
+                raise RuntimeError("a middleware failed the message")
+            handle()
+        except BaseException:
+            self.broker.emit_after("process_message", message, result=None)
+            raise
+        self.broker.emit_after("process_message", message, result=None)

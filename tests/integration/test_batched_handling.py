@@ -1,0 +1,92 @@
+"""A backlog applied in batches (`shared.batch`): every guarantee of the one-message path holds."""
+
+from __future__ import annotations
+
+import uuid
+
+import dramatiq
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select, text
+
+from shared.dead_letters.models import DeadLetter
+from shared.idempotency import ProcessedMessage
+from shared.messages import Envelope
+from shared.runtime import Runtime
+from tasks.fulfilment.messages import CancelOrder
+from tasks.fulfilment.models import Order
+from tests.factories import envelope_for, message_kwargs, place_order
+from tests.fixtures.services import wait_until
+
+ORDERS = 40
+
+
+def _succeeded() -> float:
+    labels = {"queue": "fulfilment", "actor": "fulfilment.place_order", "outcome": "succeeded"}
+    return REGISTRY.get_sample_value("circulate_messages_total", labels) or 0.0
+
+
+def _duplicates() -> float:
+    labels = {"queue": "fulfilment", "actor": "fulfilment.place_order", "outcome": "duplicate_skipped"}
+    return REGISTRY.get_sample_value("circulate_messages_total", labels) or 0.0
+
+
+def _count(runtime: Runtime, model: type) -> int:
+    with runtime.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_a_backlog_is_applied_in_batches_with_every_outcome_as_if_one_by_one(broker, runtime):
+    place = broker.get_actor("fulfilment.place_order")
+    succeeded, duplicates = _succeeded(), _duplicates()
+    # Given a backlog: 40 orders, one of them delivered twice, one key reused for other content,
+    # and a cancellation whose handler fails (the order is unknown) among them
+    payloads = [place_order() for _ in range(ORDERS)]
+    envelopes = [envelope_for(p) for p in payloads]
+    for index, (payload, envelope) in enumerate(zip(payloads, envelopes, strict=True)):
+        place.send_with_options(kwargs=message_kwargs(payload, envelope))
+        if index == 10:
+            place.send_with_options(kwargs=message_kwargs(payload, envelope))
+        if index == 20:
+            reused = payloads[5].model_copy(update={"item_price_minor": 9999})
+            place.send_with_options(kwargs=message_kwargs(reused, envelopes[5]))
+        if index == 30:
+            cancel = CancelOrder(order_id=uuid.uuid4())
+            cancel_envelope = Envelope(
+                idempotency_key=f"cancel:{cancel.order_id}", kind=cancel.kind, correlation_id="t"
+            )
+            broker.get_actor("fulfilment.cancel_order").send_with_options(
+                kwargs={
+                    "envelope": cancel_envelope.model_dump(mode="json"),
+                    "payload": cancel.model_dump(mode="json"),
+                }
+            )
+    # When a worker starts on it
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+        dead = wait_until(lambda: len(_dead_letters(runtime)) == 2 and _dead_letters(runtime), timeout=30)
+        broker.join("fulfilment", timeout=20_000)
+        worker.join()
+    finally:
+        worker.stop()
+    # Then each order exists once, with its own content, and its key was claimed once
+    assert _count(runtime, Order) == ORDERS
+    assert _count(runtime, ProcessedMessage) == ORDERS
+    with runtime.sessions() as session:
+        assert session.get(Order, payloads[5].order_id).item_price_minor == payloads[5].item_price_minor  # type: ignore[union-attr]
+        # several keys share a transaction (xmin): the backlog was applied in batches
+        transactions = session.scalar(text("SELECT count(DISTINCT xmin::text) FROM processed_messages"))
+    assert transactions is not None and transactions < ORDERS
+    # and the failures end as they would alone: a conflict at once, the cancellation after its retries
+    assert sorted((d.actor_name, d.exception_type, d.attempts) for d in dead) == [
+        ("fulfilment.cancel_order", "OrderNotYetKnown", 3),
+        ("fulfilment.place_order", "ConflictingReplay", 1),
+    ]
+    # and every outcome is counted once
+    assert _succeeded() - succeeded == ORDERS
+    assert _duplicates() - duplicates == 1
+
+
+def _dead_letters(runtime: Runtime) -> list[DeadLetter]:
+    with runtime.sessions() as session:
+        return list(session.scalars(select(DeadLetter)))
