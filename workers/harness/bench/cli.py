@@ -96,6 +96,7 @@ def ratios(summaries: list[Summary]) -> list[tuple[str, float | None, str]]:
         ("core / bare Dramatiq (quorum), msg/s", rate("core", "bare"), ">= 0.8"),
         ("core / bare Dramatiq (quorum), worker CPU per message", cpu("core", "bare"), "<= 1.4"),
         ("core / stock Dramatiq (classic), msg/s", rate("core", "stock"), "reported"),
+        ("core without batches / bare Dramatiq (quorum), msg/s", rate("core-single", "bare"), "reported"),
         ("bare (quorum) / stock (classic), msg/s: the queue type's cost", rate("bare", "stock"), "reported"),
         ("relay / raw publish (quorum), msg/s", rate("relay-quorum", "raw-quorum"), ">= 0.9"),
         ("relay / raw publish (classic), msg/s", rate("relay-classic", "raw-classic"), ">= 0.9"),

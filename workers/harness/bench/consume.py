@@ -104,10 +104,11 @@ def _plain_env(settings: Settings, env: BenchEnv) -> dict[str, str]:
     return {"BENCH_AMQP_URL": settings.amqp_url, "BENCH_DSN": env.dsn}
 
 
-def _core_env(env: BenchEnv) -> dict[str, str]:
+def _core_env(env: BenchEnv, *, batch_size: int | None = None) -> dict[str, str]:
     # As `circulate worker` runs it: prometheus_client in multiprocess mode, JSON logs at INFO.
     metrics_dir = tempfile.mkdtemp(prefix="circulate-bench-metrics-")
-    return {**_circulate_env(env.quorum), "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    batching = {"CIRCULATE_WORKER_BATCH_SIZE": str(batch_size)} if batch_size else {}
+    return {**_circulate_env(env.quorum), "PROMETHEUS_MULTIPROC_DIR": metrics_dir, **batching}
 
 
 CONTENDERS = {
@@ -124,10 +125,16 @@ CONTENDERS = {
         lambda env: _circulate_env(env.quorum),
     ),
     "core": Contender(
-        "Circulate idempotent core (quorum)",
+        "Circulate idempotent core (quorum, batches)",
         lambda env: env.quorum, circulate_body,
         _dramatiq("workers.harness.bench.worker:boot"),
         _core_env,
+    ),
+    "core-single": Contender(
+        "Circulate idempotent core (quorum, one per transaction)",
+        lambda env: env.quorum, circulate_body,
+        _dramatiq("workers.harness.bench.worker:boot"),
+        lambda env: _core_env(env, batch_size=1),
     ),
     "celery": Contender(
         "Celery 5 (classic, acks_late, threads) + insert",

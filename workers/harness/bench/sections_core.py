@@ -9,7 +9,7 @@ from workers.harness.bench.report import Figure
 from workers.harness.bench.sections import BenchContext
 
 #: Consume contenders in the order they run within each run.
-CONSUMERS = ("stock", "bare", "core", "celery")
+CONSUMERS = ("stock", "bare", "core", "core-single", "celery")
 
 
 def consume(context: BenchContext, run: int) -> list[Figure]:
