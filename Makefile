@@ -8,7 +8,7 @@ CHECKOV := .venv-tools/bin/checkov
 export CIRCULATE_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/circulate_test
 export CIRCULATE_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/circulate_test
 
-.PHONY: help install system-packages promtool browser kubectl services fmt lint docs typecheck unit integration faults e2e test demo bench clean checkov pgbouncer pgbouncer-binary
+.PHONY: help install system-packages promtool browser kubectl services fmt lint docs typecheck unit integration faults e2e test demo bench chaos clean checkov pgbouncer pgbouncer-binary
 
 help:  ## List the targets and what each needs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -84,6 +84,9 @@ demo: $(STAMP) services  ## 200 orders through every process, then the report
 
 bench: $(STAMP) services  ## Throughput, CPU and memory figures, 3 interleaved runs (printed, never asserted)
 	$(BIN)/python -m workers.harness.bench --json artifacts/bench.json
+
+chaos: $(STAMP)  ## Chaos scenarios at 5,000 orders on instances of their own; artifacts/chaos-report.json (not in make test)
+	$(BIN)/python -m workers.harness.chaos --orders $${ORDERS:-5000} --json artifacts/chaos-report.json
 
 clean:  ## Remove .venv and every cache
 	rm -rf $(VENV) .venv-tools artifacts .mypy_cache .ruff_cache .pytest_cache

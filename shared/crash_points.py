@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from collections import Counter
 
 ENV_VAR = "CIRCULATE_CRASH_POINTS"
@@ -63,5 +62,7 @@ def reach(name: str) -> None:
         return
     _passes[name] += 1
     if _passes[name] >= _ARMED[name]:
-        os.write(sys.stderr.fileno(), f"crash point {name} reached: SIGKILL\n".encode())
+        # File descriptor 2, not sys.stderr: Dramatiq's worker processes point sys.stderr at a
+        # framed pipe to their parent, which a raw write would corrupt (and lose).
+        os.write(2, f"crash point {name} reached: SIGKILL\n".encode())
         os.kill(os.getpid(), signal.SIGKILL)

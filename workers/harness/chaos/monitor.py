@@ -108,11 +108,11 @@ class Monitor:
                 return sample.at
         return None
 
-    def figures(self, fault: Fault, *, window_end: float | None = None) -> dict[str, Any]:
-        """Recovery time and throughput for one fault (`window_end`: end of its "during" window,
-        by default when it was lifted)."""
+    def figures(self, fault: Fault) -> dict[str, Any]:
+        """Recovery time and throughput for one fault; "during" runs from its start until it
+        recovered (or was lifted, if it never visibly recovered), at least a second."""
         recovered = self.recovered_at(fault)
-        end = window_end or fault.lifted or fault.started
+        end = recovered or fault.lifted or fault.started
         during = max(end - fault.started, 1.0)
         before_start = max(fault.started - during, self.samples[0].at if self.samples else fault.started)
         return {

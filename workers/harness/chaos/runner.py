@@ -36,13 +36,14 @@ from workers.harness.demo.prepare import prepare
 from workers.harness.demo.report import build_report
 from workers.harness.demo.scenario import build_scenario
 from workers.harness.demo.settle import wait_until_quiet
-from workers.harness.demo.stack import start_stack
-from workers.harness.demo.supervisor import Supervisor
+from workers.harness.demo.stack import Stack, start_stack
+from workers.harness.demo.supervisor import ProcessFailed, Supervisor
 from workers.harness.fault_proxy import FaultProxy
 
 #: Faults start once this share of the orders is final.
 TRIGGER_SHARE = 0.1
 SETTLE_TIMEOUT_S = 120.0
+STACK_ATTEMPTS = 3
 
 
 def run_scenario(
@@ -63,7 +64,7 @@ def run_scenario(
     settings = Settings(
         database_url=postgres.url(database),
         amqp_url=",".join(node.amqp_url(vhost) for node in nodes),
-        rabbitmq_management_url=nodes[0].management_url,
+        rabbitmq_management_url=",".join(node.management_url for node in nodes),
     )
     plan = build_scenario(orders, seed=seed, now=datetime.now(UTC))
     say(f"{scenario.name}: preparing {orders} orders on database and vhost {database}")
@@ -81,7 +82,7 @@ def run_scenario(
             )
         supervisor = stack.enter_context(Supervisor(run_dir, say=say))
         with _environment({CRASH_POINTS_ENV: scenario.crash_points} if scenario.crash_points else {}):
-            running = start_stack(supervisor, child_settings, fail_rate=0.05)
+            running = _start(supervisor, child_settings)
         keeper = Keeper(supervisor, monitor)
         monitor.start()
         stack.callback(monitor.stop)
@@ -138,6 +139,19 @@ def run_scenario(
         "driver_errors": report["driver"]["errors"][:10],
         "run_dir": str(run_dir),
     }
+
+
+def _start(supervisor: Supervisor, settings: Settings) -> Stack:
+    """The demo's stack; started again if a process could not start, which on a busy machine is
+    most often a free port taken by someone else between the choice and the bind."""
+    for attempt in range(STACK_ATTEMPTS):
+        try:
+            return start_stack(supervisor, settings, fail_rate=0.05)
+        except ProcessFailed:
+            if attempt == STACK_ATTEMPTS - 1:
+                raise
+            supervisor.stop_all()
+    raise AssertionError("unreachable")
 
 
 def _start_injector(

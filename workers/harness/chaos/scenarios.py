@@ -41,6 +41,8 @@ def _at_least(**minimums: int) -> Proof:
 def build(*, full: bool) -> dict[str, ChaosScenario]:
     """Every scenario, at the full size (`make chaos`) or the small one (`make test`)."""
     kills = 15 if full else 4
+    #: The proxy's cut and delay: the issue's 10 s each under `make chaos`, 5 s under `make test`.
+    outage = 10.0 if full else 5.0
     return {
         s.name: s
         for s in (
@@ -54,7 +56,7 @@ def build(*, full: bool) -> dict[str, ChaosScenario]:
                 "broker_node_loss",
                 "3-node cluster: the quorum queues' leader killed -9 and restarted, then a rolling restart",
                 cluster=True,
-                inject=faults.leader_loss_then_rolling_restart(10.0 if full else 5.0),
+                inject=faults.leader_loss_then_rolling_restart(10.0 if full else 5.0, whole_nodes=full),
                 proves=_at_least(rabbit_nodes_killed=1, rabbit_nodes_restarted=3),
             ),
             ChaosScenario(
@@ -65,18 +67,19 @@ def build(*, full: bool) -> dict[str, ChaosScenario]:
             ),
             ChaosScenario(
                 "broker_network",
-                "proxy cuts the workers' and relay's broker connections 10 s, then delays them 200 ms 10 s",
+                f"proxy cuts the workers' and relay's broker connections {outage:g} s, "
+                f"then delays them 200 ms for {outage:g} s",
                 proxy=True,
-                inject=faults.proxy_cut_then_delay(10.0, 200.0, 10.0),
+                inject=faults.proxy_cut_then_delay(outage, 200.0, outage),
                 proves=_at_least(connections_cut=1, chunks_delayed=1),
             ),
             ChaosScenario(
                 "crash_points",
                 "relay SIGKILLed between publishing a batch and marking it; a worker between commit and ack",
                 crash_points=(
-                    "relay.after_publish=60,worker.after_commit=600"
+                    "relay.after_publish=400,worker.after_commit=2000"
                     if full
-                    else "relay.after_publish=25,worker.after_commit=300"
+                    else "relay.after_publish=40,worker.after_commit=300"
                 ),
                 proves=_at_least(
                     **{
