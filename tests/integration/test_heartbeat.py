@@ -7,6 +7,7 @@ here depends on how fast the machine is; `beat_once` writes what the writer thre
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +127,20 @@ def test_a_stopped_worker_writes_no_more_beats(broker, heartbeat, clock, tmp_pat
     clock.now += 600
     assert heartbeat.beat_once() is None
     assert alive(tmp_path, clock) != []
+
+
+def test_a_real_worker_process_clears_earlier_beats_and_passes_the_probe(settings, tmp_path):
+    from shared.heartbeat import main as probe
+    from tests.fixtures.processes import fulfilment_worker, kill_group
+
+    beats = tmp_path / "beats"
+    beats.mkdir()
+    (beats / "99999.beat").write_text("0.0\n")  # left by a process of an earlier start
+    assert probe([str(beats), "--max-age", "60"]) == 1
+
+    with fulfilment_worker(
+        settings, log=tmp_path / "worker.log", CIRCULATE_HEARTBEAT_DIR=str(beats)
+    ) as worker:
+        wait_until(lambda: probe([str(beats), "--max-age", "60"]) == 0, timeout=60)
+        assert "99999.beat" not in read_beats(beats)
+        kill_group(worker, signal.SIGTERM)
