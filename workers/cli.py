@@ -43,6 +43,7 @@ COMMANDS: dict[str, dict[str, tuple[str, str]]] = {
         "sandbox": ("workers.harness.fakes_cli:sandbox", "Serve the fake carrier and push gateway."),
         "smtp-sink": ("workers.harness.fakes_cli:smtp_sink", "Serve an SMTP sink that keeps every message."),
         "demo": ("workers.harness.demo.cli:demo", "Run every process on N orders and audit them."),
+        "chaos": ("workers.harness.chaos.cli:chaos", "Run the demo under faults on instances of its own."),
     },
 }
 

@@ -9,7 +9,7 @@ invariants, that nothing was dead-lettered, and how long the platform took to re
                   records each fault with its start, the moment it was lifted, and its recovery
     keeper.py     restarts the relay or the workers when they die, as systemd or Kubernetes would
     faults.py     the faults themselves: kill storms, node loss, database restarts, proxy cuts
-    scenarios.py  the issue's five scenarios: which services each needs and what it breaks when
+    scenarios.py  the five scenarios: which services each needs and what it breaks when
     runner.py     one scenario, start to finish, on a fresh database and vhost
     report.py     the figures per scenario, `artifacts/chaos-report.json` and the Markdown table
     cli.py        the `chaos` click command (also `python -m workers.harness.chaos`)

@@ -18,6 +18,8 @@ from types import FrameType
 
 import click
 
+from workers.cli_errors import reports_configuration_errors
+
 NAMES = ("worker_kills", "broker_node_loss", "database_restarts", "broker_network", "crash_points")
 
 
@@ -35,8 +37,9 @@ NAMES = ("worker_kills", "broker_node_loss", "database_restarts", "broker_networ
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("artifacts/chaos-report.json"),
     show_default=True,
+    help="Where the report goes.",
 )
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True, help="Same seed, same orders and twists.")
 @click.option(
     "--timeout", "timeout_s", type=float, default=1800.0, show_default=True, help="Per scenario (s)."
 )
@@ -45,6 +48,7 @@ NAMES = ("worker_kills", "broker_node_loss", "database_restarts", "broker_networ
     type=click.Path(file_okay=False, path_type=Path),
     help="Logs (default: artifacts/chaos/<time>).",
 )
+@reports_configuration_errors
 def chaos(
     orders: int,
     chosen: tuple[str, ...],
@@ -54,7 +58,7 @@ def chaos(
     timeout_s: float,
     run_dir: Path | None,
 ) -> None:
-    """Run the demo's scenario under each fault (issue 11's list), audit it, write the report."""
+    """Run the demo's scenario under each fault, audit it against its invariants, write the report."""
     # Loaded by name: the instances are test fixtures, outside the packages mypy checks strictly.
     own = importlib.import_module("tests.fixtures.own_services")
     from workers.harness.chaos import report as chaos_report

@@ -1,7 +1,7 @@
-"""The issue's five scenarios: what each needs, what it breaks, and how it proves the break happened.
+"""The five chaos scenarios: what each needs, what it breaks, and how it proves the break happened.
 
 Sizes: `make test` runs each at a few hundred orders with short faults; `make chaos` at 5,000
-orders with the faults the issue names at full length. A scenario whose proof comes back empty
+orders with the faults at full length. A scenario whose proof comes back empty
 failed, whatever the invariants say: a fault that never fired proves nothing.
 """
 
@@ -41,7 +41,7 @@ def _at_least(**minimums: int) -> Proof:
 def build(*, full: bool) -> dict[str, ChaosScenario]:
     """Every scenario, at the full size (`make chaos`) or the small one (`make test`)."""
     kills = 15 if full else 4
-    #: The proxy's cut and delay: the issue's 10 s each under `make chaos`, 5 s under `make test`.
+    #: The proxy's cut and delay: 10 s each under `make chaos`, 5 s under `make test`.
     outage = 10.0 if full else 5.0
     return {
         s.name: s
