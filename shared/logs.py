@@ -143,6 +143,18 @@ def redact_text(text: str) -> str:
     """
     if _PLAIN.fullmatch(text) and "circ_" not in text:
         return text
+    if len(text) <= _CACHED_TEXT_CHARS:
+        return _short_text_redacted(text)
+    return apply_value_rules(text)
+
+
+#: Short texts recur on every line (the event, the thread's name): their redaction is remembered.
+#: Bounded in size and count, so no content can make the cache large.
+_CACHED_TEXT_CHARS = 64
+
+
+@functools.lru_cache(maxsize=2048)
+def _short_text_redacted(text: str) -> str:
     return apply_value_rules(text)
 
 
@@ -165,12 +177,13 @@ def redact_value(value: Any) -> Any:
     """
     if isinstance(value, str):
         return redact_text(value)
+    # Before the Mapping check: an ABC isinstance is slow, and most values are numbers or None.
+    if value is None or isinstance(value, bool | int | float):
+        return value
     if isinstance(value, Mapping):
         return {k: REDACTED if is_sensitive_key(k) else redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [redact_value(item) for item in value]
-    if value is None or isinstance(value, bool | int | float):
-        return value
     return redact_text(str(value))
 
 
