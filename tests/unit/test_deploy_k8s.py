@@ -20,12 +20,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
 from shared.config import QUEUES, Settings
+from tests.unit.test_deploy_compose import logging_restored, resolve  # noqa: F401 (a fixture)
+from workers.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -258,3 +261,17 @@ def test_the_setup_job_runs_first_under_a_name_its_spec_decides():
         if obj["kind"] == "Job":
             container(obj)["image"] = "registry.example.com/circulate:0.2.0"
     assert split_objects(newer)[2] != name
+
+
+@pytest.mark.usefixtures("logging_restored")
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_runs_a_real_circulate_command_with_real_options(overlay):
+    for obj in rendered(overlay):
+        if obj["kind"] not in {"Deployment", "Job"}:
+            continue
+        args = container(obj)["args"]
+        try:
+            path = resolve(main, "circulate", args)
+        except click.ClickException as error:
+            pytest.fail(f"{obj['metadata']['name']}: circulate {' '.join(args)}: {error.format_message()}")
+        assert path.startswith("circulate ")
