@@ -44,6 +44,7 @@ COMMANDS: dict[str, dict[str, tuple[str, str]]] = {
         "smtp-sink": ("workers.harness.fakes_cli:smtp_sink", "Serve an SMTP sink that keeps every message."),
         "demo": ("workers.harness.demo.cli:demo", "Run every process on N orders and audit them."),
         "chaos": ("workers.harness.chaos.cli:chaos", "Run the demo under faults on instances of its own."),
+        "bench": ("workers.harness.bench.cli:bench", "Measure throughput, CPU and memory against baselines."),
     },
 }
 

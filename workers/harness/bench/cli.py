@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from workers.cli_errors import reports_configuration_errors
 from workers.harness.bench.env import BenchEnv
 from workers.harness.bench.report import Figure, Summary, load_average, render, summarise, write_json
 from workers.harness.bench.sections import SECTIONS, BenchContext, load
@@ -36,6 +37,7 @@ Examples:
     help="Sections to run (repeatable; default all).",
 )  # fmt: skip
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the results here.")
+@reports_configuration_errors
 def bench(
     runs: int,
     messages: int,
@@ -44,7 +46,11 @@ def bench(
     chosen: tuple[str, ...],
     json_path: Path | None,
 ) -> None:
-    """Throughput and CPU of the core, its baselines, Celery, the relay; worker memory."""
+    """Throughput and CPU of the core, its baselines, Celery, the relay; worker memory.
+
+    Runs in its own database and vhosts: CIRCULATE_BENCH_DATABASE_URL and CIRCULATE_BENCH_AMQP_URL
+    (default circulate_bench on the local services). Figures are printed, never judged.
+    """
     env = BenchEnv.from_environment()
     env.prepare()
     context = BenchContext(env, messages, backlog, soak_seconds, runs)
