@@ -13,8 +13,9 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import Any
 
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from sqlalchemy import DateTime, String, Uuid, func
 from sqlalchemy.orm import Mapped, mapped_column
@@ -47,7 +48,7 @@ class OrderAdmission:
     serialise on the primary key, and the second sees the first's hash once it commits.
     """
 
-    _INSERT = (
+    statement = (
         "INSERT INTO accepted_orders (order_id, content_hash, service) "
         "VALUES (%(order_id)s, %(digest)s, %(service)s) "
         "ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
@@ -55,13 +56,10 @@ class OrderAdmission:
     _STORED = "SELECT content_hash FROM accepted_orders WHERE order_id = %(order_id)s"
 
     def __init__(self, *, order_id: uuid.UUID, digest: str, service: str) -> None:
-        self.params = {"order_id": order_id, "digest": digest, "service": service}
+        self.params: dict[str, Any] = {"order_id": order_id, "digest": digest, "service": service}
 
-    async def send(self, conn: AsyncConnection[TupleRow]) -> AsyncCursor[TupleRow]:
-        return await conn.execute(self._INSERT, self.params)
-
-    async def judge(self, conn: AsyncConnection[TupleRow], sent: AsyncCursor[TupleRow]) -> Acceptance:
-        if await sent.fetchone() is not None:
+    async def judge(self, conn: AsyncConnection[TupleRow], rows: list[TupleRow]) -> Acceptance:
+        if rows:
             return Acceptance.NEW
         row = await (await conn.execute(self._STORED, self.params)).fetchone()
         stored = None if row is None else row[0]
@@ -74,20 +72,16 @@ class CancelAdmission:
     The row is locked, so two concurrent cancellations of one order are judged one after the other.
     """
 
-    _LOCK = "SELECT cancel_hash FROM accepted_orders WHERE order_id = %(order_id)s FOR UPDATE"
+    statement = "SELECT cancel_hash FROM accepted_orders WHERE order_id = %(order_id)s FOR UPDATE"
     _RECORD = "UPDATE accepted_orders SET cancel_hash = %(digest)s WHERE order_id = %(order_id)s"
 
     def __init__(self, *, order_id: uuid.UUID, digest: str) -> None:
-        self.params = {"order_id": order_id, "digest": digest}
+        self.params: dict[str, Any] = {"order_id": order_id, "digest": digest}
 
-    async def send(self, conn: AsyncConnection[TupleRow]) -> AsyncCursor[TupleRow]:
-        return await conn.execute(self._LOCK, self.params)
-
-    async def judge(self, conn: AsyncConnection[TupleRow], sent: AsyncCursor[TupleRow]) -> Acceptance | None:
-        row = await sent.fetchone()
-        if row is None:
+    async def judge(self, conn: AsyncConnection[TupleRow], rows: list[TupleRow]) -> Acceptance | None:
+        if not rows:
             return None
-        if row[0] is None:
+        if rows[0][0] is None:
             await conn.execute(self._RECORD, self.params)
             return Acceptance.NEW
-        return Acceptance.SAME if row[0] == self.params["digest"] else Acceptance.CONFLICT
+        return Acceptance.SAME if rows[0][0] == self.params["digest"] else Acceptance.CONFLICT

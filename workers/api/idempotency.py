@@ -49,7 +49,7 @@ REPLAY = (
 #: with the same key committed first, and this one replays it instead (`workers.api.intake`).
 REMEMBER = (
     "INSERT INTO api_idempotency (service, idempotency_key, request_hash, status_code, response_body) "
-    "VALUES (%(service)s, %(key)s, %(digest)s, %(status)s, %(body)s) "
+    "VALUES (%(service)s, %(key)s, %(request_digest)s, %(status)s, %(response)s) "
     "ON CONFLICT (service, idempotency_key) DO NOTHING RETURNING 1"
 )
 
