@@ -10,19 +10,26 @@ demo has exited. Figures are printed, never asserted; the machine's load average
 to them, since other work shares its cores.
 
     .venv/bin/python scripts/scaling-runs.py --orders 300 --processes 1 2 4 --nodes 1 3
+
+To measure a commit rather than the working tree: `git archive <commit> | tar -x -C <dir>`, then
+`.venv/bin/python <dir>/scripts/scaling-runs.py ...` (the code is taken from the script's checkout).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import aiormq
+import aiormq.abc
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +40,10 @@ from tests.fixtures.own_services import OwnRabbitNode, OwnServices  # noqa: E402
 DATABASE = "circulate_scaling"
 VHOST = "circulate_scaling"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CLI = "import sys; from workers.cli import main; sys.exit(main())"
+PROBE_QUEUE = "scaling.probe"
+PROBE_BODY = b"x" * 900  # about the size of an order's Dramatiq message
+PROBE_WINDOW = 500
 
 
 def beam_cpu_s(nodes: list[OwnRabbitNode]) -> float:
@@ -64,9 +75,12 @@ def one_run(nodes: list[OwnRabbitNode], processes: int, orders: int, out: Path) 
         "CIRCULATE_RABBITMQ_MANAGEMENT_URL": ",".join(node.management_url for node in nodes),
         "CIRCULATE_WORKER_PROCESSES": str(processes),
         "CIRCULATE_LOG_LEVEL": "WARNING",
+        # This checkout's code, even when the interpreter's environment has another installed (a
+        # clean export of a commit, measured with the development .venv's interpreter).
+        "PYTHONPATH": str(ROOT),
     }
     report = out / f"demo-{len(nodes)}n-{processes}p.json"
-    command = [str(ROOT / ".venv/bin/circulate"), "demo", "--orders", str(orders), "--fail-rate", "0",
+    command = [sys.executable, "-c", CLI, "demo", "--orders", str(orders), "--fail-rate", "0",
                "--timeout", "900", "--json", str(report), "--run-dir", str(out / report.stem)]  # fmt: skip
     load_before = os.getloadavg()[0]
     beam, cpu = beam_cpu_s(nodes), children_cpu_s()
@@ -98,11 +112,60 @@ def one_run(nodes: list[OwnRabbitNode], processes: int, orders: int, out: Path) 
     }
 
 
+def broker_probe(nodes: list[OwnRabbitNode], messages: int) -> dict[str, object]:
+    """One quorum queue driven as hard as one publisher and one consumer can: publish with
+    windowed confirms, then consume with acks. The per-message CPU of a run at a low rate is
+    mostly the broker's fixed cost (its schedulers spin, Raft ticks, statistics); this is the
+    figure per message at saturation, which is what sizing needs."""
+    return asyncio.run(_broker_probe(nodes, messages))
+
+
+async def _broker_probe(nodes: list[OwnRabbitNode], messages: int) -> dict[str, object]:
+    connection = await aiormq.connect(nodes[0].amqp_url(VHOST))
+    channel = await connection.channel(publisher_confirms=True)
+    await channel.queue_declare(PROBE_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+    beam, started = beam_cpu_s(nodes), time.monotonic()
+    for start in range(0, messages, PROBE_WINDOW):
+        count = min(PROBE_WINDOW, messages - start)
+        await asyncio.gather(
+            *(channel.basic_publish(PROBE_BODY, routing_key=PROBE_QUEUE) for _ in range(count))
+        )
+    published_s, published_cpu = time.monotonic() - started, beam_cpu_s(nodes) - beam
+    beam, started = beam_cpu_s(nodes), time.monotonic()
+    done, received = asyncio.Event(), 0
+
+    async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
+        nonlocal received
+        received += 1
+        if received % 100 == 0 or received == messages:
+            await message.channel.basic_ack(message.delivery_tag, multiple=True)
+        if received == messages:
+            done.set()
+
+    await channel.basic_qos(prefetch_count=1000)
+    consumer = await channel.basic_consume(PROBE_QUEUE, on_message)
+    await done.wait()
+    consumed_s, consumed_cpu = time.monotonic() - started, beam_cpu_s(nodes) - beam
+    await channel.basic_cancel(consumer.consumer_tag)
+    await channel.queue_delete(PROBE_QUEUE)
+    await connection.close()
+    return {
+        "nodes": len(nodes),
+        "probe_messages": messages,
+        "publish_per_s": round(messages / published_s),
+        "consume_per_s": round(messages / consumed_s),
+        "rabbitmq_cpu_ms_per_message": round(1000 * (published_cpu + consumed_cpu) / messages, 3),
+        "messages_per_rabbitmq_core_s": round(messages / (published_cpu + consumed_cpu)),
+        "load": round(os.getloadavg()[0], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--probe-messages", type=int, default=30_000, help="0: no broker probe")
     parser.add_argument("--json", type=Path, default=ROOT / "artifacts" / "scaling-runs.json")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="circulate-scaling-"))
@@ -112,6 +175,10 @@ def main() -> None:
         try:
             nodes = services.rabbit_cluster(size)
             nodes[0].add_vhost(VHOST)
+            if args.probe_messages:
+                result = broker_probe(nodes, args.probe_messages)
+                results.append(result)
+                print(json.dumps(result), flush=True)
             for processes in args.processes:
                 result = one_run(nodes, processes, args.orders, out)
                 results.append(result)
