@@ -83,6 +83,7 @@ demo: $(STAMP) services  ## 200 orders through every process, then the report
 	$(BIN)/circulate demo --orders $${ORDERS:-200} --json artifacts/demo-report.json
 
 bench: $(STAMP) services  ## Throughput, CPU and memory figures, 3 interleaved runs (printed, never asserted)
+	bash scripts/install-wrk.sh
 	$(BIN)/python -m workers.harness.bench --json artifacts/bench.json
 
 chaos: $(STAMP)  ## Chaos scenarios at 5,000 orders on instances of their own; artifacts/chaos-report.json (not in make test)

@@ -1,0 +1,198 @@
+"""The end-to-end section: orders posted open loop to a full stack, timed to `confirmed` and the label.
+
+Every process runs as in the demo (`workers.harness.demo.stack`: API, carrier sandbox, SMTP sink,
+relay, 2 x 8 workers), on a database and vhost of this section's own (`<bench>_e2e`). At each
+rate in `RATES` orders are posted on a schedule (`load.offer`), whatever the answers, for
+`BENCH_E2E_SECONDS` (default 15); then the section waits until every accepted order has its label
+(or `SETTLE_S` passes) and reads the orders' history (`order_transitions`). The latency of an
+order is from the client's 202 to the transition's `at` (PostgreSQL's clock, the same machine's).
+Then it steps the rate up (`STEPS`, shorter) until `confirmed` p95 passes 1 s, to report the
+highest rate that stays under it.
+
+Run once (run 0): the stack takes a while to start, and the rates already repeat the measurement.
+
+    python -m workers.harness.bench.e2e          # this section alone
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+from sqlalchemy.engine import make_url
+
+from shared.config import Settings
+from shared.db import libpq_url
+from workers.harness.bench import load
+from workers.harness.bench.report import Figure
+from workers.harness.bench.sections import BenchContext
+from workers.harness.demo.prepare import prepare
+from workers.harness.demo.stack import start_stack
+from workers.harness.demo.supervisor import Supervisor
+
+RATES = (5.0, 20.0, 50.0)
+STEPS = (80.0, 120.0, 160.0, 220.0, 300.0)
+DURATION_S = float(os.environ.get("BENCH_E2E_SECONDS", "15"))
+STEP_DURATION_S = 10.0
+SETTLE_S = 60.0
+UNDER_S = 1.0
+_TRANSITIONS = (
+    "SELECT order_id::text, to_state, extract(epoch FROM at) FROM order_transitions "
+    "WHERE order_id = ANY(%s::uuid[]) AND to_state IN ('confirmed', 'label_purchased')"
+)
+
+
+@dataclass(frozen=True)
+class RateResult:
+    rate: float
+    accepted: int
+    not_accepted: int
+    confirmed_ms: dict[str, float]
+    label_ms: dict[str, float]
+    missing_label: int
+
+
+def section(context: BenchContext, run: int) -> list[Figure]:
+    if run > 0:
+        return []
+    settings = e2e_settings(context.env.quorum)
+    results = measure(settings)
+    return figures(results)
+
+
+def e2e_settings(bench: Settings) -> Settings:
+    """The bench settings with a database and a vhost of this section's own."""
+    url = make_url(bench.database_url)
+    database_url = url.set(database=f"{url.database}_e2e").render_as_string(hide_password=False)
+    return bench.model_copy(update={"database_url": database_url, "amqp_url": f"{bench.amqp_url}_e2e"})
+
+
+def measure(settings: Settings) -> list[RateResult]:
+    token = prepare(settings)
+    with (
+        tempfile.TemporaryDirectory(prefix="circulate-bench-e2e-") as run_dir,
+        Supervisor(Path(run_dir)) as supervisor,
+    ):
+        stack = start_stack(supervisor, settings, fail_rate=0.0)
+        results = [_at_rate(settings, stack.api_url, token, rate, DURATION_S) for rate in RATES]
+        for rate in STEPS:
+            supervisor.check_alive()
+            results.append(_at_rate(settings, stack.api_url, token, rate, STEP_DURATION_S))
+            if results[-1].confirmed_ms["p95_ms"] >= UNDER_S * 1000:
+                break
+    return results
+
+
+def _at_rate(settings: Settings, api_url: str, token: str, rate: float, duration_s: float) -> RateResult:
+    outcomes, order_ids = asyncio.run(_post_orders(api_url, token, rate, duration_s))
+    answered = {order_ids[o.index]: o.answered_at for o in outcomes if o.status == 202}
+    transitions = _wait_for_labels(settings, list(answered))
+    confirmed = [at - answered[oid] for (oid, state), at in transitions.items() if state == "confirmed"]
+    labelled = [at - answered[oid] for (oid, state), at in transitions.items() if state == "label_purchased"]
+    result = RateResult(
+        rate=rate,
+        accepted=len(answered),
+        not_accepted=len(outcomes) - len(answered),
+        confirmed_ms=load.summary_ms(confirmed),
+        label_ms=load.summary_ms(labelled),
+        missing_label=len(answered) - len(labelled),
+    )
+    print(
+        f"  e2e {rate:5.0f} orders/s: {result.accepted} accepted ({result.not_accepted} not); "
+        f"confirmed p50/p95/p99 {_ms(result.confirmed_ms)}; label {_ms(result.label_ms)}"
+        + (f"; {result.missing_label} without a label" if result.missing_label else "")
+    )
+    return result
+
+
+async def _post_orders(
+    api_url: str, token: str, rate: float, duration_s: float
+) -> tuple[list[load.Outcome], dict[int, str]]:
+    order_ids: dict[int, str] = {}
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=api_url, headers=headers, limits=limits, timeout=30) as client:
+
+        async def send(index: int) -> int:
+            body = load.fresh_order(index)
+            order_ids[index] = body["order_id"]
+            response = await client.post(
+                "/v1/orders", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}
+            )
+            return response.status_code
+
+        return await load.offer(send, rate=rate, duration_s=duration_s), order_ids
+
+
+def _wait_for_labels(settings: Settings, order_ids: list[str]) -> dict[tuple[str, str], float]:
+    """(order, state) -> epoch seconds of the transition, once every order has its label."""
+    deadline = time.monotonic() + SETTLE_S
+    with psycopg.connect(libpq_url(settings), autocommit=True) as conn:
+        while True:
+            rows = conn.execute(_TRANSITIONS, (order_ids,)).fetchall()
+            found = {(oid, state): float(at) for oid, state, at in rows}
+            labelled = sum(1 for _, state in found if state == "label_purchased")
+            if labelled >= len(order_ids) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.5)
+
+
+def figures(results: list[RateResult]) -> list[Figure]:
+    out = []
+    for r in results:
+        extra = {"confirmed": r.confirmed_ms, "label_purchased": r.label_ms, "accepted": r.accepted,
+                 "not_accepted": r.not_accepted, "missing_label": r.missing_label}  # fmt: skip
+        out.append(
+            Figure(
+                "e2e",
+                f"e2e-confirmed-{r.rate:.0f}",
+                f"accept -> confirmed p95 at {r.rate:.0f} orders/s",
+                r.confirmed_ms["p95_ms"],
+                unit="ms",
+                extra=extra,
+            )
+        )
+        out.append(
+            Figure(
+                "e2e",
+                f"e2e-label-{r.rate:.0f}",
+                f"accept -> label bought p95 at {r.rate:.0f} orders/s",
+                r.label_ms["p95_ms"],
+                unit="ms",
+                extra=extra,
+            )
+        )
+    under = [r.rate for r in results if r.confirmed_ms["p95_ms"] < UNDER_S * 1000 and not r.not_accepted]
+    out.append(
+        Figure(
+            "e2e",
+            "e2e-max-rate",
+            "highest rate offered with confirmed p95 < 1 s",
+            max(under, default=0.0),
+            unit="orders/s",
+        )
+    )
+    return out
+
+
+def _ms(summary: dict[str, float]) -> str:
+    return " / ".join(f"{summary[k]:,.0f}" for k in ("p50_ms", "p95_ms", "p99_ms")) + " ms"
+
+
+def main() -> None:
+    from workers.harness.bench.env import BenchEnv
+    from workers.harness.bench.report import render, summarise
+
+    context = BenchContext(BenchEnv.from_environment(), messages=0, backlog=0, soak_seconds=0, runs=1)
+    print(render(summarise(section(context, 0)), []))
+
+
+if __name__ == "__main__":
+    main()
