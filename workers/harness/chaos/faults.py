@@ -63,6 +63,8 @@ class Target:
     stop: threading.Event
     vhost: str
     proxy: FaultProxy | None = None
+    #: Set when every order is final: no recovery can be seen once there is nothing left to do.
+    drive_over: threading.Event = field(default_factory=threading.Event)
     #: Proof that each fault fired: kills, restarts, proxy cuts...
     proof: Counter[str] = field(default_factory=Counter)
 
@@ -70,10 +72,10 @@ class Target:
         self.stop.wait(seconds)
 
     def wait_recovered(self, fault: Fault, *, timeout_s: float = 60.0) -> None:
-        """Until the platform consumes and publishes again after `fault` (or the run is over)."""
+        """Until the platform consumes and publishes again after `fault`, or every order is final."""
         deadline = time.monotonic() + timeout_s
         while self.monitor.recovered_at(fault) is None and time.monotonic() < deadline:
-            if self.stop.wait(0.25):
+            if self.drive_over.is_set() or self.stop.wait(0.25):
                 return
 
 

@@ -98,6 +98,7 @@ def run_scenario(
         drive = driver.run(
             plan, timeout_s=timeout_s, progress=monitor.progress, check_alive=keeper.check_alive
         )
+        target.drive_over.set()
         say(f"{scenario.name}: drive over after {drive.elapsed_s:.0f}s; waiting for the faults to end")
         if injector is not None:
             injector.join(timeout=timeout_s)
