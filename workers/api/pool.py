@@ -3,11 +3,13 @@
 `POST /v1/orders` and the token lookup used to run on SQLAlchemy sessions in Starlette's thread
 pool: every request paid a thread hand-off for the session dependency, another for the route, the
 ORM's per-statement work and one round trip per statement. On this pool a request is a couple of
-pipelined round trips on the event loop (`workers.api.intake`). The sync engine stays for the
+round trips on the event loop (`workers.api.intake`). The sync engine stays for the
 routes that read (order detail, preferences) and the carrier's webhooks.
 
-Opened in the app's lifespan, closed at shutdown; its size is `database_pool_size`, the same
-number of connections per process the sync engine keeps.
+Opened in the app's lifespan, closed at shutdown. It grows to `database_pool_size` under load and
+keeps two open when idle; the sync engine opens its own connections only when a sync route runs,
+so an API process counts `database_pool_size` (+ the engine's, when read routes are busy) in the
+connection budget (docs/operations/postgres-at-scale.md).
 """
 
 from __future__ import annotations
