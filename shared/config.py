@@ -167,6 +167,14 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(
         default=500, ge=1, description="Outbox rows per relay pass: the publisher-confirm window."
     )
+    relay_lanes: int = Field(
+        default=2,
+        ge=1,
+        description=(
+            "Relay passes run at once, each on its own database connection (taking disjoint rows), so "
+            "one claims and marks while another publishes."
+        ),
+    )
     relay_poll_interval_ms: int = Field(
         default=50, ge=1, description="How long the relay waits when the outbox is drained."
     )

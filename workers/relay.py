@@ -1,6 +1,10 @@
 """The outbox relay process (`circulate relay`): publishes outbox rows until told to stop.
 
-Latency: when a pass fills its batch the next starts at once; otherwise the relay waits for a
+Throughput: `relay_lanes` passes run at once on connections of their own (2 by default), taking
+disjoint rows, so one lane's claim and mark overlap another's publishing and the broker is not
+left idle while the database works.
+
+Latency: when a pass fills its batch the next starts at once; otherwise the lane waits for a
 notification on `shared.outbox.WAKE_CHANNEL` (a producer's transaction committed a due row) or the
 poll interval (50 ms by default), whichever comes first. The poll stays as the fallback: for rows
 that become due later (the schedule), for producers that do not notify, and where LISTEN cannot
@@ -22,6 +26,7 @@ import signal
 import time
 
 import psycopg
+from aiormq.abc import AbstractChannel
 
 from shared.broker_nodes import ReconnectBackoff
 from shared.config import Settings
@@ -56,32 +61,64 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> int:
 
 
 async def _relay_connected(settings: Settings, stop: asyncio.Event, backoff: ReconnectBackoff) -> int:
-    published = 0
-    poll_s = settings.relay_poll_interval_ms / 1000
-    conn = await psycopg.AsyncConnection.connect(libpq_url(settings), **connect_options(settings))
+    url = libpq_url(settings)
+    conns: list[psycopg.AsyncConnection[tuple[object, ...]]] = []
     try:
+        for _ in range(settings.relay_lanes):
+            conns.append(await psycopg.AsyncConnection.connect(url, **connect_options(settings)))
         connection, channel = await open_channel(settings.amqp_urls)
     except BaseException:
-        await conn.close()
+        for conn in conns:
+            await conn.close()
         raise
     backoff.reset()  # both connections are up: the next loss starts from the short wait again
+    wakes = [asyncio.Event() for _ in conns]
     listener = await _listen(settings)
-    last_prune = 0.0
     try:
-        while not stop.is_set():
-            result = await relay_once(conn, channel, limit=settings.relay_batch_size)
-            record_relay_pass(result.published)
-            published += result.published
-            if time.monotonic() - last_prune > PRUNE_EVERY_S:
-                await prune_expired(conn, settings)
-                last_prune = time.monotonic()
-            if result.claimed < settings.relay_batch_size:
-                listener = await _wait_for_work(listener, stop, poll_s)
+        # A lane that fails cancels the others; run_relay reconnects them all.
+        async with asyncio.TaskGroup() as lanes:
+            waker = lanes.create_task(_wake_on_notify(listener, wakes)) if listener else None
+            tasks = [
+                lanes.create_task(_lane(conn, channel, settings, stop, wake, prunes=index == 0))
+                for index, (conn, wake) in enumerate(zip(conns, wakes, strict=True))
+            ]
+            await asyncio.gather(*tasks)
+            if waker is not None:
+                waker.cancel()
     finally:
         await connection.close()
-        await conn.close()
+        for conn in conns:
+            await conn.close()
         if listener is not None:
             await listener.close()
+    return sum(task.result() for task in tasks)
+
+
+async def _lane(
+    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    channel: AbstractChannel,
+    settings: Settings,
+    stop: asyncio.Event,
+    wake: asyncio.Event,
+    *,
+    prunes: bool,
+) -> int:
+    """One pass after another on `conn`; when the outbox is drained, wait for `wake` or the poll.
+
+    Lanes take disjoint rows (SKIP LOCKED), so one claims and marks while another publishes.
+    """
+    published = 0
+    poll_s = settings.relay_poll_interval_ms / 1000
+    last_prune = 0.0
+    while not stop.is_set():
+        result = await relay_once(conn, channel, limit=settings.relay_batch_size)
+        record_relay_pass(result.published)
+        published += result.published
+        if prunes and time.monotonic() - last_prune > PRUNE_EVERY_S:
+            await prune_expired(conn, settings)
+            last_prune = time.monotonic()
+        if result.claimed < settings.relay_batch_size:
+            await _wait_for_wake(wake, stop, poll_s)
     return published
 
 
@@ -99,34 +136,28 @@ async def _listen(settings: Settings) -> psycopg.AsyncConnection[tuple[object, .
     return listener
 
 
-async def _wait_for_work(
-    listener: psycopg.AsyncConnection[tuple[object, ...]] | None, stop: asyncio.Event, seconds: float
-) -> psycopg.AsyncConnection[tuple[object, ...]] | None:
-    """Until a notification, `seconds`, or `stop`; returns the listener, or None once it failed."""
-    if listener is None:
-        await _sleep_or_stop(stop, seconds)
-        return None
-    notified = asyncio.ensure_future(_notification(listener, seconds))
-    stopped = asyncio.ensure_future(stop.wait())
+async def _wake_on_notify(
+    listener: psycopg.AsyncConnection[tuple[object, ...]], wakes: list[asyncio.Event]
+) -> None:
+    """Wake every lane on each notification; a listener that fails leaves the lanes polling."""
     try:
-        await asyncio.wait({notified, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        notified.cancel()
-        stopped.cancel()
-    try:
-        if notified.done() and not notified.cancelled():
-            notified.result()
+        async for _ in listener.notifies():
+            for wake in wakes:
+                wake.set()
     except (OSError, psycopg.Error) as error:
         logger.warning("relay's LISTEN connection failed (%s); polling only until it reconnects", error)
-        with contextlib.suppress(Exception):
-            await listener.close()
-        return None
-    return listener
 
 
-async def _notification(listener: psycopg.AsyncConnection[tuple[object, ...]], seconds: float) -> None:
-    async for _ in listener.notifies(timeout=seconds, stop_after=1):
-        pass
+async def _wait_for_wake(wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+    """Until `wake` (then cleared), `stop`, or `seconds`, whichever comes first."""
+    woken = asyncio.ensure_future(wake.wait())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({woken, stopped}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        woken.cancel()
+        stopped.cancel()
+    wake.clear()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
