@@ -62,6 +62,16 @@ def commits() -> int:
     return int(row[0]) if row else 0
 
 
+def messages_by_domain() -> dict[str, int]:
+    """Handled messages per domain (the kind's prefix; each domain's actors share its queue)."""
+    url = f"postgresql://postgres@127.0.0.1:5432/{DATABASE}"
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT split_part(kind, '.', 1), count(*) FROM processed_messages GROUP BY 1 ORDER BY 2 DESC"
+        ).fetchall()
+    return {str(domain): int(count) for domain, count in rows}
+
+
 def children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -85,7 +95,13 @@ def one_run(nodes: list[OwnRabbitNode], processes: int, orders: int, out: Path) 
     load_before = os.getloadavg()[0]
     beam, cpu = beam_cpu_s(nodes), children_cpu_s()
     commits_before = commits()
-    completed = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    with tempfile.TemporaryFile("w+") as output:
+        demo = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, text=True
+        )
+        by_process = _sample_process_cpu(demo, out / report.stem / "endpoints.json")
+        output.seek(0)
+        completed = subprocess.CompletedProcess(command, demo.returncode, output.read(), "")
     beam, cpu = beam_cpu_s(nodes) - beam, children_cpu_s() - cpu
     committed = commits() - commits_before
     if completed.returncode != 0 or not report.exists():
@@ -104,12 +120,54 @@ def one_run(nodes: list[OwnRabbitNode], processes: int, orders: int, out: Path) 
         "messages_per_s": throughput["messages_per_s"],
         "messages_per_order": round(messages / orders, 1),
         "circulate_cpu_ms_per_message": round(1000 * cpu / messages, 2),
+        **{
+            f"{name}_cpu_ms_per_message": round(1000 * seconds / messages, 2)
+            for name, seconds in by_process.items()
+        },
         "rabbitmq_cpu_ms_per_message": round(1000 * beam / messages, 3),
         "pg_commits_per_s": round(committed / elapsed, 1),
         "pg_commits_per_message": round(committed / messages, 2),
+        "messages_by_domain": messages_by_domain(),
         "load_before": round(load_before, 2),
         "load_after": round(os.getloadavg()[0], 2),
     }
+
+
+def _process_tree_cpu_s(root: int) -> dict[int, float]:
+    """CPU seconds so far of `root` and every descendant (Dramatiq forks its worker processes)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return {pid: times[pid] for pid in tree if pid in times}
+
+
+def _sample_process_cpu(demo: subprocess.Popen[str], endpoints: Path) -> dict[str, float]:
+    """CPU seconds of the demo's worker, relay and API process trees, sampled until it exits
+    (a process's last sample is kept: what it spent after it is its shutdown)."""
+    seen: dict[str, dict[int, float]] = {"worker": {}, "relay": {}, "api": {}}
+    while demo.poll() is None:
+        time.sleep(0.5)
+        try:
+            pids = json.loads(endpoints.read_text())["pids"]
+        except (OSError, ValueError, KeyError):
+            continue
+        for name, per_pid in seen.items():
+            if name in pids:
+                per_pid.update(_process_tree_cpu_s(int(pids[name])))
+    return {name: sum(per_pid.values()) for name, per_pid in seen.items()}
 
 
 def broker_probe(nodes: list[OwnRabbitNode], messages: int) -> dict[str, object]:
