@@ -25,7 +25,7 @@ pytest_plugins = ["tests.fixtures.own_services"]
 pytestmark = pytest.mark.timeout(420)
 
 #: Orders per scenario under `make test` (docs/operations/reliability.md gives the measured times).
-SMALL_ORDERS = 100
+SMALL_ORDERS = 40
 SCENARIOS = build(full=False)
 
 

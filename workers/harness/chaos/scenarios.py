@@ -40,9 +40,9 @@ def _at_least(**minimums: int) -> Proof:
 
 def build(*, full: bool) -> dict[str, ChaosScenario]:
     """Every scenario, at the full size (`make chaos`) or the small one (`make test`)."""
-    kills = 15 if full else 4
-    #: The proxy's cut and delay: 10 s each under `make chaos`, 5 s under `make test`.
-    outage = 10.0 if full else 5.0
+    kills = 15 if full else 3
+    #: The proxy's cut and delay: 10 s each under `make chaos`, 4 s under `make test`.
+    outage = 10.0 if full else 4.0
     return {
         s.name: s
         for s in (
@@ -56,7 +56,7 @@ def build(*, full: bool) -> dict[str, ChaosScenario]:
                 "broker_node_loss",
                 "3-node cluster: the quorum queues' leader killed -9 and restarted, then a rolling restart",
                 cluster=True,
-                inject=faults.leader_loss_then_rolling_restart(10.0 if full else 5.0, whole_nodes=full),
+                inject=faults.leader_loss_then_rolling_restart(10.0 if full else 3.0, whole_nodes=full),
                 proves=_at_least(rabbit_nodes_killed=1, rabbit_nodes_restarted=3),
             ),
             ChaosScenario(
