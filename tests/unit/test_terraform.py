@@ -6,6 +6,7 @@ written. checkov's policy checks are in test_terraform_checkov.py.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,17 @@ def _unquote(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _parsed(path: Path) -> dict[str, Any]:
+    with path.open() as file:
+        return hcl2.load(file)
+
+
 def _blocks(kind: str) -> dict[str, dict[str, Any]]:
     """Every `kind` block (variable, output) of every file, by name."""
     found: dict[str, dict[str, Any]] = {}
     for path in FILES:
-        for block in hcl2.load(path.open()).get(kind, []):
+        for block in _parsed(path).get(kind, []):
             for name, body in block.items():
                 found[_unquote(name)] = body
     return found
@@ -37,7 +44,7 @@ def _blocks(kind: str) -> dict[str, dict[str, Any]]:
 def _resources(resource_type: str) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for path in FILES:
-        for block in hcl2.load(path.open()).get("resource", []):
+        for block in _parsed(path).get("resource", []):
             for kind, named in block.items():
                 if _unquote(kind) == resource_type:
                     found.update({_unquote(name): body for name, body in named.items()})
@@ -55,7 +62,7 @@ def test_there_is_a_terraform_configuration_to_check():
 
 @pytest.mark.parametrize("path", FILES, ids=lambda path: path.name)
 def test_every_terraform_file_parses(path):
-    assert hcl2.load(path.open()), f"{path.name} is empty"
+    assert _parsed(path), f"{path.name} is empty"
 
 
 def test_every_variable_has_a_type_and_a_description():
