@@ -6,10 +6,8 @@ answers 202 and stores one row per order, and the generator sends every request 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
-import httpx
 import psycopg
 
 from shared.db import libpq_url
@@ -20,16 +18,15 @@ from workers.harness.bench.bare_asgi import BareEnqueue
 
 def test_the_bare_app_stores_every_order_the_open_loop_offers(settings, clean_db):
     async def offer(url: str) -> list[load.Outcome]:
-        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        async with load.KeepAliveClient(url, connections=4) as client:
 
             async def send(index: int) -> int:
-                response = await client.post("/v1/orders", json=load.fresh_order(index))
-                return response.status_code
+                return await client.post_json("/v1/orders", load.fresh_order(index))
 
             return await load.offer(send, rate=40, duration_s=0.25)
 
     with serve_app(BareEnqueue(libpq_url(settings), pool_size=2), lifespan="on") as url:
-        outcomes = asyncio.run(offer(url))
+        outcomes = load.run(offer(url))
     assert [o.index for o in outcomes] == list(range(10))
     assert {o.status for o in outcomes} == {202}
     with psycopg.connect(libpq_url(settings)) as conn:

@@ -16,7 +16,6 @@ Run once (run 0): the stack takes a while to start, and the rates already repeat
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 import time
@@ -24,7 +23,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
@@ -43,6 +41,11 @@ DURATION_S = float(os.environ.get("BENCH_E2E_SECONDS", "15"))
 STEP_DURATION_S = 10.0
 SETTLE_S = 60.0
 UNDER_S = 1.0
+#: How long each message of the window waited in the outbox for the relay: one wait per hop.
+_RELAY_WAITS = (
+    "SELECT extract(epoch FROM published_at - greatest(created_at, available_at)) FROM outbox "
+    "WHERE published_at IS NOT NULL AND created_at BETWEEN to_timestamp(%s) AND to_timestamp(%s)"
+)
 _TRANSITIONS = (
     "SELECT order_id::text, to_state, extract(epoch FROM at) FROM order_transitions "
     "WHERE order_id = ANY(%s::uuid[]) AND to_state IN ('confirmed', 'label_purchased')"
@@ -57,6 +60,9 @@ class RateResult:
     confirmed_ms: dict[str, float]
     label_ms: dict[str, float]
     missing_label: int
+    #: The relay's wait per message of the window, and messages per accepted order.
+    relay_wait_ms: dict[str, float]
+    messages_per_order: float
 
 
 def section(context: BenchContext, run: int) -> list[Figure]:
@@ -91,9 +97,11 @@ def measure(settings: Settings) -> list[RateResult]:
 
 
 def _at_rate(settings: Settings, api_url: str, token: str, rate: float, duration_s: float) -> RateResult:
-    outcomes, order_ids = asyncio.run(_post_orders(api_url, token, rate, duration_s))
+    started = time.time()
+    outcomes, order_ids = load.run(_post_orders(api_url, token, rate, duration_s))
     answered = {order_ids[o.index]: o.answered_at for o in outcomes if o.status == 202}
     transitions = _wait_for_labels(settings, list(answered))
+    waits = _relay_waits(settings, started, time.time())
     confirmed = [at - answered[oid] for (oid, state), at in transitions.items() if state == "confirmed"]
     labelled = [at - answered[oid] for (oid, state), at in transitions.items() if state == "label_purchased"]
     result = RateResult(
@@ -103,11 +111,14 @@ def _at_rate(settings: Settings, api_url: str, token: str, rate: float, duration
         confirmed_ms=load.summary_ms(confirmed),
         label_ms=load.summary_ms(labelled),
         missing_label=len(answered) - len(labelled),
+        relay_wait_ms=load.summary_ms(waits),
+        messages_per_order=round(len(waits) / max(1, len(answered)), 1),
     )
     print(
         f"  e2e {rate:5.0f} orders/s: {result.accepted} accepted ({result.not_accepted} not); "
         f"confirmed p50/p95/p99 {_ms(result.confirmed_ms)}; label {_ms(result.label_ms)}"
         + (f"; {result.missing_label} without a label" if result.missing_label else "")
+        + f"; relay wait per hop {_ms(result.relay_wait_ms)}, {result.messages_per_order} messages/order"
     )
     return result
 
@@ -117,16 +128,12 @@ async def _post_orders(
 ) -> tuple[list[load.Outcome], dict[int, str]]:
     order_ids: dict[int, str] = {}
     headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=api_url, headers=headers, limits=limits, timeout=30) as client:
+    async with load.KeepAliveClient(api_url, connections=128, headers=headers) as client:
 
         async def send(index: int) -> int:
             body = load.fresh_order(index)
             order_ids[index] = body["order_id"]
-            response = await client.post(
-                "/v1/orders", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}
-            )
-            return response.status_code
+            return await client.post_json("/v1/orders", body, {"Idempotency-Key": str(uuid.uuid4())})
 
         return await load.offer(send, rate=rate, duration_s=duration_s), order_ids
 
@@ -144,11 +151,17 @@ def _wait_for_labels(settings: Settings, order_ids: list[str]) -> dict[tuple[str
             time.sleep(0.5)
 
 
+def _relay_waits(settings: Settings, since: float, until: float) -> list[float]:
+    with psycopg.connect(libpq_url(settings), autocommit=True) as conn:
+        return [float(row[0]) for row in conn.execute(_RELAY_WAITS, (since, until)).fetchall()]
+
+
 def figures(results: list[RateResult]) -> list[Figure]:
     out = []
     for r in results:
         extra = {"confirmed": r.confirmed_ms, "label_purchased": r.label_ms, "accepted": r.accepted,
-                 "not_accepted": r.not_accepted, "missing_label": r.missing_label}  # fmt: skip
+                 "not_accepted": r.not_accepted, "missing_label": r.missing_label,
+                 "relay_wait": r.relay_wait_ms, "messages_per_order": r.messages_per_order}  # fmt: skip
         out.append(
             Figure(
                 "e2e",

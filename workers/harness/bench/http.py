@@ -20,7 +20,6 @@ reach the relay section's counts.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -32,7 +31,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
@@ -147,7 +145,7 @@ def saturate(url: str, pid: int, token: str, key: str) -> Figure:
 
 def half_rate(url: str, token: str, rate: float) -> Figure:
     """The API at `rate` (half its saturation), open loop: the p99 the issue's target is about."""
-    outcomes = asyncio.run(_offer_orders(url, token, rate, HALF_RATE_S))
+    outcomes = load.run(_offer_orders(url, token, rate, HALF_RATE_S))
     ok = [o.latency_s for o in outcomes if o.status == 202]
     latencies = load.summary_ms(ok)
     return Figure(
@@ -159,14 +157,11 @@ def half_rate(url: str, token: str, rate: float) -> Figure:
 
 async def _offer_orders(url: str, token: str, rate: float, duration_s: float) -> list[load.Outcome]:
     headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as client:
+    async with load.KeepAliveClient(url, connections=64, headers=headers) as client:
 
         async def send(index: int) -> int:
-            response = await client.post(
-                "/v1/orders", json=load.fresh_order(index), headers={"Idempotency-Key": str(uuid.uuid4())}
-            )
-            return response.status_code
+            key = {"Idempotency-Key": str(uuid.uuid4())}
+            return await client.post_json("/v1/orders", load.fresh_order(index), key)
 
         return await load.offer(send, rate=rate, duration_s=duration_s)
 
