@@ -86,6 +86,8 @@ def chaos(
             )  # fmt: skip
             results.append(result)
             _say(f"{name}: {'held' if result['ok'] else 'FAILED'}")
+            # Written after each scenario, so a run stopped part way keeps what it measured.
+            chaos_report.write(chaos_report.build(results, orders=orders), json_path)
             if scenario.cluster:
                 for node in nodes:
                     node.close()
