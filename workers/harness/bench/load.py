@@ -74,7 +74,10 @@ class KeepAliveClient:
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.connections = connections
         self.headers = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
-        self._idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = asyncio.Queue()
+        # Last in, first out: the connections in use stay warm, the spare ones are the idle ones.
+        self._idle: asyncio.LifoQueue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = (
+            asyncio.LifoQueue()
+        )
 
     async def __aenter__(self) -> KeepAliveClient:
         for _ in range(self.connections):
@@ -89,31 +92,50 @@ class KeepAliveClient:
                 connection[1].close()
 
     async def post_json(self, path: str, body: Any, headers: dict[str, str] | None = None) -> int:
-        """The response's status; the connection goes back to the pool unless it failed."""
+        """The response's status; the connection goes back to the pool unless it failed.
+
+        A kept connection the server has closed meanwhile (uvicorn closes idle ones after 5 s)
+        answers with an empty read: the request is sent again once on a new connection. The
+        server read nothing there, and the orders sent here carry an Idempotency-Key anyway.
+        """
         payload = json.dumps(body).encode()
         extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
-        head = (
+        request = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(payload)}\r\n{self.headers}{extra}\r\n"
-        )
+        ).encode("latin-1") + payload
         connection = await self._idle.get()
         try:
-            if connection is None:
+            if connection is not None:
+                status = await _exchange(connection, request)
+            if connection is None or status == 0:
+                if connection is not None:
+                    connection[1].close()
                 connection = await asyncio.open_connection(self.host, self.port)
-            reader, writer = connection
-            writer.write(head.encode("latin-1") + payload)
-            status = await _read_response(reader)
+                status = await _exchange(connection, request)
         except BaseException:
             if connection is not None:
                 connection[1].close()
             self._idle.put_nowait(None)
             raise
-        self._idle.put_nowait(connection)
+        self._idle.put_nowait(connection if status else None)
         return status
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    status = int((await reader.readline()).split()[1])
+async def _exchange(connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes) -> int:
+    """Send `request` and read its response; 0 when the server had closed the connection."""
+    reader, writer = connection
+    writer.write(request)
+    try:
+        await writer.drain()
+        first = await reader.readline()
+    except ConnectionError:
+        return 0
+    return 0 if not first else await _read_response(first, reader)
+
+
+async def _read_response(status_line: bytes, reader: asyncio.StreamReader) -> int:
+    status = int(status_line.split()[1])
     length, chunked = 0, False
     while (line := await reader.readline()) not in (b"\r\n", b""):
         name, _, value = line.decode("latin-1").partition(":")
