@@ -5,8 +5,9 @@
 # port, with its own config, auth file, socket, log and pid file in a temporary directory, in front
 # of the PostgreSQL the tests use (127.0.0.1:5432 unless CIRCULATE_PGBOUNCER_UPSTREAM says
 # host:port). The machine's own pgbouncer service, if any, is never read or touched. The tests
-# reach PostgreSQL only through it (CIRCULATE_TEST_DATABASE_URL), with prepared statements off
-# (Debian's PgBouncer is 1.18; protocol-level prepared statements need 1.21). PgBouncer's own
+# reach PostgreSQL through it (CIRCULATE_TEST_DATABASE_URL), with prepared statements off
+# (Debian's PgBouncer is 1.18; protocol-level prepared statements need 1.21), except the relay's
+# LISTEN, which goes straight to PostgreSQL (database_direct_url), as in production. PgBouncer's own
 # counters are printed at the end, to show the traffic went through it; the pooler is stopped and
 # its directory removed however the run ends. Arguments go to pytest (default: tests/integration).
 # The summary is also written to artifacts/pgbouncer-suite.txt.
@@ -79,6 +80,7 @@ mkdir -p artifacts
 started=$(date +%s)
 status=0
 CIRCULATE_TEST_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:$port/circulate_test" \
+CIRCULATE_TEST_DATABASE_DIRECT_URL="postgresql+psycopg://postgres@$upstream/circulate_test" \
 CIRCULATE_DATABASE_PREPARED_STATEMENTS=${CIRCULATE_DATABASE_PREPARED_STATEMENTS:-false} \
   "$BIN/pytest" -q -p no:cacheprovider "${@:-tests/integration}" | tee "$dir/pytest.out" || status=$?
 elapsed=$(( $(date +%s) - started ))

@@ -57,4 +57,5 @@ def test_with_prepared_statements_off_a_repeated_statement_is_never_prepared(
 
 def test_with_prepared_statements_on_psycopg_prepares_a_repeated_statement(settings):
     # The other side of the switch: without this the test above could pass for the wrong reason.
-    assert _prepared_after_repeats_on_an_engine(settings) >= 1
+    prepared = settings.model_copy(update={"database_prepared_statements": True})
+    assert _prepared_after_repeats_on_an_engine(prepared) >= 1

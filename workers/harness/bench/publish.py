@@ -14,6 +14,7 @@ import uuid
 import psycopg
 
 from shared.config import Settings
+from shared.db import connect_options
 from workers.harness.bench.consume import circulate_body
 from workers.harness.bench.env import QUEUE, BenchEnv, publish
 from workers.harness.bench.report import Figure
@@ -33,7 +34,7 @@ def relay(env: BenchEnv, settings: Settings, label: str, messages: int) -> Figur
     """Fill the outbox, start the relay, time until no row is left unpublished."""
     env.purge(settings)
     env.reset_tables()
-    with psycopg.connect(env.dsn) as conn, conn.cursor() as cursor:
+    with psycopg.connect(env.dsn, **connect_options(settings)) as conn, conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO outbox (message_id, queue_name, actor_name, body) VALUES (%s, %s, 'bench', %s)",
             [(uuid.uuid4(), QUEUE, circulate_body(i)) for i in range(messages)],
@@ -47,7 +48,8 @@ async def _relay_until_drained(env: BenchEnv, settings: Settings) -> float:
     stop = asyncio.Event()
     started = time.perf_counter()
     task = asyncio.create_task(run_relay(settings, stop))
-    async with await psycopg.AsyncConnection.connect(env.dsn, autocommit=True) as conn:
+    options = connect_options(settings)
+    async with await psycopg.AsyncConnection.connect(env.dsn, autocommit=True, **options) as conn:
         while True:
             cursor = await conn.execute("SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT 1")
             if await cursor.fetchone() is None:
