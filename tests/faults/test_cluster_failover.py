@@ -12,15 +12,19 @@ and every order is handled exactly once, none dead-lettered.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from shared.broker_nodes import management_client
 from shared.config import Settings
@@ -39,7 +43,7 @@ pytestmark = [pytest.mark.timeout(300)]
 pytest_plugins = ["tests.fixtures.own_services"]
 
 VHOST = "circulate_cluster"
-BEFORE, AFTER = 100, 200
+BEFORE, DURING, AFTER = 50, 200, 50
 #: Generous bounds for waits, not timing assertions: the stall itself is printed.
 RESUME_BOUND_S = 60
 
@@ -108,6 +112,40 @@ def _lead_from(node: OwnRabbitNode, queue: str) -> None:
     node.ctl("eval", expression)
 
 
+def _orders_among(runtime: Runtime, ids: set[str]) -> int:
+    with runtime.sessions() as session:
+        return len(list(session.scalars(select(Order.id).where(Order.id.in_([uuid.UUID(i) for i in ids])))))
+
+
+def _published_after(runtime: Runtime, wall: float) -> float | None:
+    """Epoch seconds of the first outbox row the broker confirmed after `wall`."""
+    with runtime.engine.connect() as connection:
+        first = connection.execute(
+            text(
+                "SELECT extract(epoch FROM min(published_at)) FROM outbox "
+                "WHERE published_at > to_timestamp(:t)"
+            ),
+            {"t": wall},
+        ).scalar()
+    return float(first) if first is not None else None
+
+
+def _consuming_resumed(log: Path, wall: float) -> float:
+    """When the worker handled messages again after the kill at `wall` (epoch seconds): the end of
+    the longest pause between two handled messages (its log's outcome lines) after the kill."""
+    handled = [wall]
+    for line in log.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict) and "outcome" in record:
+                at = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")).timestamp()
+                if at > wall:
+                    handled.append(at)
+    handled.sort()
+    gaps = list(itertools.pairwise(handled))
+    return max(gaps, key=lambda gap: gap[1] - gap[0])[1] if gaps else wall
+
+
 def _relay_on(settings: Settings, node: str) -> contextlib.ExitStack:
     """A relay in this process whose connection landed on `node` (nodes are tried from a random
     first one, so it is restarted until it does)."""
@@ -144,25 +182,31 @@ def test_orders_flow_on_with_every_one_handled_once_after_the_leading_node_is_ki
             wait_until(lambda: _leaders(settings)["fulfilment"] == victim.name, timeout=30)
             first = enqueue_orders(runtime, BEFORE)
             wait_until(lambda: count_rows(runtime, Order) == BEFORE, timeout=RESUME_BOUND_S)
+            during = enqueue_orders(runtime, DURING)
+            wait_until(lambda: count_rows(runtime, Order) >= BEFORE + DURING // 10, timeout=RESUME_BOUND_S)
 
-            # When that node is killed with SIGKILL, and more orders are written to the outbox
-            killed_at = time.monotonic()
+            # When that node is killed with SIGKILL mid-stream, and more orders are written after it
+            killed_wall = time.time()
             victim.kill()
-            second = enqueue_orders(runtime, AFTER)
+            after = enqueue_orders(runtime, AFTER)
 
-            # Then an order published after the kill is consumed on a surviving node
-            wait_until(lambda: count_rows(runtime, Order) > BEFORE, timeout=RESUME_BOUND_S, interval=0.02)
-            stall_s = time.monotonic() - killed_at
-            wait_until(lambda: count_rows(runtime, Order) == BEFORE + AFTER, timeout=RESUME_BOUND_S)
-            drained_s = time.monotonic() - killed_at
+            # Then orders written after the kill are published and consumed on a surviving node
+            wait_until(lambda: _orders_among(runtime, after), timeout=RESUME_BOUND_S)
+            wait_until(lambda: count_rows(runtime, Order) == BEFORE + DURING + AFTER, timeout=RESUME_BOUND_S)
+            drained_s = time.time() - killed_wall
         survivors = sorted(set(_leaders(settings).values()))
         worker_alive = worker.poll() is None
     log = (tmp_path / "worker.log").read_text(errors="replace")
+    published = _published_after(runtime, killed_wall)
+    assert published is not None
+    publish_stall_s = published - killed_wall
+    consume_stall_s = _consuming_resumed(tmp_path / "worker.log", killed_wall) - killed_wall
     print(
-        f"\nkilled {victim.name} (fulfilment leader; held the worker's and the relay's connections): "
-        f"orders resumed {stall_s:.1f}s after the kill, all {AFTER} done after {drained_s:.1f}s; "
-        f"leaders now on {survivors}; worker log: {log.count('cannot be sent')} lost-ack report(s), "
-        f"{log.count('Failed to post_process_message')} post-process retries"
+        f"\nkilled {victim.name} (fulfilment leader; held the worker's and the relay's connections) "
+        f"mid-stream: publishing resumed {publish_stall_s:.1f}s and consuming {consume_stall_s:.1f}s after "
+        f"the kill; all {DURING + AFTER} orders done {drained_s:.1f}s after it; leaders now on {survivors}; "
+        f"worker log: {log.count('cannot be sent')} lost-ack report(s), "
+        f"{log.count('Failed to post_process_message')} ack retries, {log.count('was skipped')} skip lines"
     )
     # With the killed node still down, every order exists once and was handled once
     assert not victim.is_running()
@@ -171,9 +215,9 @@ def test_orders_flow_on_with_every_one_handled_once_after_the_leading_node_is_ki
     with runtime.sessions() as session:
         orders = {str(order_id) for order_id in session.scalars(select(Order.id))}
         keys = list(session.scalars(select(ProcessedMessage.idempotency_key)))
-    assert orders == first | second
+    assert orders == first | during | after
     placed = [key for key in keys if key.startswith("order-placed:")]
-    assert len(placed) == len(set(placed)) == BEFORE + AFTER
+    assert len(placed) == len(set(placed)) == BEFORE + DURING + AFTER
     assert _queues(settings)["fulfilment.XQ"].get("messages", 0) == 0
     # And the management API still answers, from a surviving node, with the killed one listed first
     first_is_dead = Settings(
