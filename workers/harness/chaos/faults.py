@@ -108,12 +108,15 @@ def _worker_processes(child: Child) -> list[int]:
     pid = child.process.pid
     try:
         children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        started = {p: _start_time(p) for p in children}
+        stats = {p: Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split() for p in children}
     except (OSError, IndexError, ValueError):
         return []
     argv = list(child.argv)
     count = int(argv[argv.index("--processes") + 1]) if "--processes" in argv else 1
-    return sorted(children, key=started.__getitem__)[:count]
+    # After the command's ")": field 3 (state) is the first, field 22 (start time) the 20th.
+    workers = sorted(stats, key=lambda p: int(stats[p][19]))[:count]
+    # A killed process stays a zombie until Dramatiq reaps it; signalling one proves nothing.
+    return [p for p in workers if stats[p][0] != "Z"]
 
 
 def postgres_restart_then_kill(down_s: float) -> Inject:
@@ -217,8 +220,3 @@ def quorum_leader(target: Target) -> RabbitNode:
             target.proof["quorum_queues_led_by_killed_node"] = leaders[name]
             return by_name[name]
     return target.nodes[0]
-
-
-def _start_time(pid: int) -> int:
-    # Field 22 of /proc/<pid>/stat, the start time, is the 20th after the command's closing ")".
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
