@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from fastapi.responses import JSONResponse
 from psycopg import AsyncClientCursor, AsyncConnection
+from psycopg.errors import DivisionByZero
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
@@ -44,9 +46,14 @@ _OUTBOX_INSERT = (
 
 
 class Admission(Protocol):
-    """The route's own check: one statement sent in the batch, and a judgement of its rows."""
+    """The route's own check: one statement sent in the batch, and a judgement of its rows.
+
+    `first_time`, if not None, is a statement that fails (division by zero) unless the request
+    is admitted as new: the one-round-trip path (`_accept_first_time`) runs it.
+    """
 
     statement: str
+    first_time: str | None
     params: dict[str, Any]
 
     async def judge(self, conn: AsyncConnection[TupleRow], rows: list[TupleRow]) -> Acceptance | None: ...
@@ -65,6 +72,16 @@ class Submission:
     order_id: uuid.UUID
     correlation_id: str | None
     traceparent: str | None
+
+    @cached_property
+    def envelope(self) -> Envelope:
+        """As `shared.enqueue.enqueue` builds it: the request's correlation id, a child of its trace."""
+        return Envelope(
+            idempotency_key=self.message_key,
+            kind=self.payload.kind,
+            correlation_id=self.correlation_id or str(uuid.uuid4()),
+            traceparent=child_of(accept_traceparent(self.traceparent)),
+        )
 
 
 class _Answered(Exception):
@@ -96,6 +113,8 @@ async def submit(
             return stored
         raise refused_before
     try:
+        if admission.first_time is not None and await _accept_first_time(pool, submission, admission):
+            return JSONResponse(status_code=202, content=_accepted_body(submission, submission.envelope))
         return await _accept(pool, submission, admission, refusals)
     except _Answered as answered:
         return answered.response
@@ -108,23 +127,60 @@ async def submit(
         return stored
 
 
-async def _accept(
-    pool: Pool, submission: Submission, admission: Admission, refusals: dict[Acceptance | None, ApiError]
-) -> JSONResponse:
-    envelope = _envelope(submission)
-    accepted = _accepted_body(submission, envelope)
+#: Fail the batch (division by zero) when the key already has an answer, or a concurrent request
+#: under it committed first: the request then takes the path that judges each answer.
+_KEY_IS_NEW = (
+    "SELECT 1 / (1 - count(*))::int FROM api_idempotency "
+    "WHERE service = %(service)s AND idempotency_key = %(key)s"
+)
+_KEY_REMEMBERED = f"WITH remembered AS ({idempotency.REMEMBER}) SELECT 1 / count(*)::int FROM remembered"
+
+
+async def _accept_first_time(pool: Pool, submission: Submission, admission: Admission) -> bool:
+    """The common case in one round trip: BEGIN, the statements, their guards and COMMIT together.
+
+    True once committed. False when a guard refused (a key seen before, an order accepted
+    before, a race): nothing was written, and `_accept` judges the request step by step.
+    """
+    assert admission.first_time is not None
     keyed = bool(submission.http_key)
-    statements = ["BEGIN", *([idempotency.REPLAY] if keyed else []), admission.statement, _OUTBOX_INSERT]
-    statements += [idempotency.REMEMBER] if keyed else []
-    params = {
+    statements = ["BEGIN", *([_KEY_IS_NEW] if keyed else []), admission.first_time, _OUTBOX_INSERT]
+    statements += [_KEY_REMEMBERED] if keyed else []
+    params = _params(submission, admission, submission.envelope)
+    async with pool.connection() as conn:
+        try:
+            await _batch(conn, [*statements, "COMMIT"], params)
+        except DivisionByZero:
+            await conn.execute("ROLLBACK")
+            return False
+        except BaseException:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                await conn.execute("ROLLBACK")
+            raise
+    return True
+
+
+def _params(submission: Submission, admission: Admission, envelope: Envelope) -> dict[str, Any]:
+    return {
         **admission.params,
         **_outbox_row(envelope, submission.payload),
         "service": submission.service,
         "key": submission.http_key,
         "request_digest": submission.digest,
         "status": 202,
-        "response": Jsonb(accepted),
+        "response": Jsonb(_accepted_body(submission, envelope)),
     }
+
+
+async def _accept(
+    pool: Pool, submission: Submission, admission: Admission, refusals: dict[Acceptance | None, ApiError]
+) -> JSONResponse:
+    envelope = submission.envelope
+    accepted = _accepted_body(submission, envelope)
+    keyed = bool(submission.http_key)
+    statements = ["BEGIN", *([idempotency.REPLAY] if keyed else []), admission.statement, _OUTBOX_INSERT]
+    statements += [idempotency.REMEMBER] if keyed else []
+    params = _params(submission, admission, envelope)
     async with pool.connection() as conn:
         try:
             results = await _batch(conn, statements, params)
@@ -169,16 +225,6 @@ def _judge_replay(rows: list[TupleRow], submission: Submission) -> JSONResponse 
         return None
     return JSONResponse(
         status_code=stored.status_code, content=stored.body, headers={"Idempotent-Replayed": "true"}
-    )
-
-
-def _envelope(submission: Submission) -> Envelope:
-    """As `shared.enqueue.enqueue` builds it: the request's correlation id, a child of its trace."""
-    return Envelope(
-        idempotency_key=submission.message_key,
-        kind=submission.payload.kind,
-        correlation_id=submission.correlation_id or str(uuid.uuid4()),
-        traceparent=child_of(accept_traceparent(submission.traceparent)),
     )
 
 
