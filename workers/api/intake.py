@@ -1,15 +1,17 @@
-"""One enqueue request, accepted in one transaction of two round trips on the event loop.
+"""One enqueue request, accepted in one transaction of one or two round trips on the event loop.
 
 What a request does has not changed (docs/orders-at-the-edge.md): look up its Idempotency-Key,
 admit the order or cancellation (`workers.api.accepted`), write the job to the outbox, remember
 the answer under the key, commit; a replayed key gets its first answer, a refusal rolls back
 everything. What changed is how: BEGIN and those statements go to PostgreSQL as one batch (one
 query string, parameters bound by psycopg's client-side cursor), their answers are judged in
-order, then COMMIT or ROLLBACK. Before, each was a round trip of its own through the ORM on a
-thread of the pool, which bounded the API at about a tenth of what the server does bare.
+order, then COMMIT or ROLLBACK. A new order under a new key skips the judging: its batch carries
+guards and COMMIT too (`_accept_first_time`), one round trip. Before, each statement was a round
+trip of its own through the ORM on a thread of the pool, which bounded the API at about a tenth
+of what the server does bare.
 
 Not psycopg's pipeline mode: its async wait polls a socket that is always writable, so it spins
-a core while PostgreSQL works (two thirds of the API's CPU in a py-spy profile).
+a core while PostgreSQL works (the largest item of the API's py-spy profile with it).
 
 The refusals that need no database (a market the fee schedule lacks, a stale `placed_at`) are
 found by the route beforehand; they still come after the key lookup, so a retry under a key that
