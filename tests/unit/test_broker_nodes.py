@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import httpx
 import pytest
@@ -36,12 +37,14 @@ def test_one_url_is_a_cluster_of_one() -> None:
 
 
 def test_nodes_naming_different_vhosts_are_refused_with_both_names() -> None:
-    with pytest.raises(ConfigurationError, match="'circulate' at 10.0.0.1:5672 and 'other' at 10.0.0.2"):
+    with pytest.raises(
+        ConfigurationError, match=re.escape("'circulate' at 10.0.0.1:5672 and 'other' at 10.0.0.2")
+    ):
         Settings(amqp_url=f"{NODE_A};amqp://circ:secret@10.0.0.2:5672/other")
 
 
 def test_nodes_with_different_credentials_are_refused_without_showing_the_password() -> None:
-    with pytest.raises(ConfigurationError, match="other credentials at 10.0.0.2:5672") as refused:
+    with pytest.raises(ConfigurationError, match=re.escape("other credentials at 10.0.0.2:5672")) as refused:
         Settings(amqp_url=f"{NODE_A},amqp://circ:hunter2@10.0.0.2:5672/circulate")
     assert "hunter2" not in str(refused.value) and "secret" not in str(refused.value)
 
