@@ -69,7 +69,11 @@ def bench(
     for run in range(runs):
         for section in sections.values():
             if section is not None:
-                figures += section(context, run)
+                measured = section(context, run)
+                for figure in measured:
+                    cpu = f", {figure.cpu_s_per_1k:.3f} CPU s/1k" if figure.cpu_s_per_1k is not None else ""
+                    click.echo(f"    {figure.contender}: {figure.rate:,.0f} {figure.unit}{cpu}")
+                figures += measured
         loads.append(load_average())
         click.echo(f"  run {run + 1} done after {time.monotonic() - started:.0f} s (load {loads[-1]})")
     summaries = summarise(figures)
