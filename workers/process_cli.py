@@ -76,11 +76,16 @@ def exporter(cli: CliContext, host: str | None, port: int | None) -> None:
 @click.command()
 @click.option("--host", help="Bind address (default: CIRCULATE_API_HOST).")
 @click.option("--port", type=int, help="Port (default: CIRCULATE_API_PORT).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes, about one per core (default: CIRCULATE_API_WORKERS).",
+)
 @reports_configuration_errors
 @pass_cli
-def api(cli: CliContext, host: str | None, port: int | None) -> None:
+def api(cli: CliContext, host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the HTTP enqueue API (OpenAPI at /docs and /openapi.json)."""
     from workers.api.app import serve
 
     settings = cli.settings
-    serve(settings, host=host or settings.api_host, port=port or settings.api_port)
+    serve(settings, host=host or settings.api_host, port=port or settings.api_port, workers=workers)
