@@ -69,9 +69,10 @@ _INSERT = (
     "VALUES (%(message_id)s, %(queue_name)s, %(actor_name)s, %(body)s, "
     "now() + make_interval(secs => %(delay_s)s))"
 )
-#: The same row, and the relay's wake-up in the same statement (no extra round trip). Several in
-#: one transaction are folded into one notification by Postgres.
-_INSERT_AND_WAKE = (
+#: A row due now, and the relay's wake-up in the same statement (no extra round trip). Several in
+#: one transaction are folded into one notification by Postgres. Writers of their own (the API's
+#: one-round-trip intake) use this statement too, or the relay only finds their rows at its poll.
+INSERT_DUE_AND_WAKE = (
     "INSERT INTO outbox (message_id, queue_name, actor_name, body) "
     "SELECT %(message_id)s, %(queue_name)s, %(actor_name)s, %(body)s "
     f"FROM (SELECT pg_notify('{WAKE_CHANNEL}', '')) AS wake"
@@ -109,7 +110,7 @@ class Outbox:
         )
         # A delayed row is not due yet: waking the relay for it would find nothing to publish.
         driver_connection(self.session).execute(
-            _INSERT if delay_ms else _INSERT_AND_WAKE,
+            _INSERT if delay_ms else INSERT_DUE_AND_WAKE,
             {
                 "message_id": envelope.message_id,
                 "queue_name": payload.queue,
