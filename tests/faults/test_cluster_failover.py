@@ -43,7 +43,7 @@ pytestmark = [pytest.mark.timeout(300)]
 pytest_plugins = ["tests.fixtures.own_services"]
 
 VHOST = "circulate_cluster"
-BEFORE, DURING, AFTER = 50, 200, 50
+BEFORE, DURING, AFTER = 20, 100, 30
 #: Generous bounds for waits, not timing assertions: the stall itself is printed.
 RESUME_BOUND_S = 60
 
@@ -149,11 +149,12 @@ def _consuming_resumed(log: Path, wall: float) -> float:
 def _relay_on(settings: Settings, node: str) -> contextlib.ExitStack:
     """A relay in this process whose connection landed on `node` (nodes are tried from a random
     first one, so it is restarted until it does)."""
-    for _ in range(40):
+    for tries in range(1, 41):
         stack = contextlib.ExitStack()
         stack.enter_context(running_relay(settings))
         landed = wait_until(lambda: _client_nodes(settings, "aiormq"), timeout=30)
         if landed == [node]:
+            print(f"\nthe relay landed on {node} at its start number {tries}")
             return stack
         stack.close()
         wait_until(lambda: not _client_nodes(settings, "aiormq"), timeout=30)
@@ -172,12 +173,15 @@ def test_orders_flow_on_with_every_one_handled_once_after_the_leading_node_is_ki
     settings: Settings, runtime: Runtime, cluster: list[OwnRabbitNode], tmp_path: Path
 ) -> None:
     by_name = {node.name: node for node in cluster}
+    began = time.monotonic()
     with fulfilment_worker(settings, log=tmp_path / "worker.log", threads=4) as worker:
         # Given a worker and the relay, on the same node, which also leads the fulfilment queue
         worker_node = wait_until(lambda: sorted(set(_client_nodes(settings, "pika"))), timeout=60)
         assert len(worker_node) == 1, f"one worker process connects to one node: {worker_node}"
         victim = by_name[worker_node[0]]
+        print(f"\nworker connected after {time.monotonic() - began:.1f}s")
         with _relay_on(settings, victim.name):
+            print(f"relay placed after {time.monotonic() - began:.1f}s")
             _lead_from(victim, "fulfilment")
             wait_until(lambda: _leaders(settings)["fulfilment"] == victim.name, timeout=30)
             first = enqueue_orders(runtime, BEFORE)
@@ -185,6 +189,7 @@ def test_orders_flow_on_with_every_one_handled_once_after_the_leading_node_is_ki
             during = enqueue_orders(runtime, DURING)
             wait_until(lambda: count_rows(runtime, Order) >= BEFORE + DURING // 10, timeout=RESUME_BOUND_S)
 
+            print(f"killing after {time.monotonic() - began:.1f}s")
             # When that node is killed with SIGKILL mid-stream, and more orders are written after it
             killed_wall = time.time()
             victim.kill()
