@@ -10,6 +10,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from shared.db import libpq_url
+from shared.outbox import WAKE_CHANNEL
 from tests.factories import order_body
 from tests.fixtures.live_api import outbox_count
 from tests.fixtures.services import wait_until
@@ -78,3 +79,11 @@ def test_a_valid_token_is_remembered_for_the_cache_time_and_a_revoked_one_then_r
     assert unknown is None
     assert within_ttl == first
     assert after_ttl is None
+
+
+def test_an_accepted_order_wakes_the_relay_when_its_transaction_commits(api, settings):
+    with psycopg.connect(libpq_url(settings), autocommit=True) as listener:
+        listener.execute(f"LISTEN {WAKE_CHANNEL}")
+        assert api.post("/v1/orders", json=order_body()).status_code == 202
+        woken = list(listener.notifies(timeout=10, stop_after=1))
+    assert [n.channel for n in woken] == [WAKE_CHANNEL]

@@ -33,18 +33,16 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from shared.messages import Envelope, Payload
-from shared.outbox import encode_message
+from shared.outbox import INSERT_DUE_AND_WAKE, encode_message
 from shared.tracing import accept_traceparent, child_of
 from workers.api import idempotency
 from workers.api.accepted import Acceptance
 from workers.api.errors import ApiError
 from workers.api.pool import Pool
 
-#: The same row `shared.outbox.Outbox.add` writes for a job due now; the relay publishes it.
-_OUTBOX_INSERT = (
-    "INSERT INTO outbox (message_id, queue_name, actor_name, body) "
-    "VALUES (%(message_id)s, %(queue_name)s, %(actor_name)s, %(body)s)"
-)
+#: The row `shared.outbox.Outbox.add` writes for a job due now, with the relay's wake-up
+#: (delivered by PostgreSQL on commit), so the relay publishes it at once instead of at its poll.
+_OUTBOX_INSERT = INSERT_DUE_AND_WAKE
 
 
 class Admission(Protocol):
