@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from shared.config import Settings
-from shared.db import libpq_url
+from shared.db import connect_options, libpq_url
 from shared.pruning import INBOX_EXPIRED, OUTBOX_EXPIRED, PruneResult, prune_expired
 from shared.runtime import Runtime
 from workers.relay import run_relay
@@ -52,7 +52,8 @@ def _inbox_keys(conn: psycopg.Connection) -> set[str]:
 
 def _prune(settings: Settings) -> PruneResult:
     async def main() -> PruneResult:
-        async with await psycopg.AsyncConnection.connect(libpq_url(settings)) as conn:
+        options = connect_options(settings)
+        async with await psycopg.AsyncConnection.connect(libpq_url(settings), **options) as conn:
             return await prune_expired(conn, settings)
 
     return asyncio.run(main())
@@ -60,7 +61,8 @@ def _prune(settings: Settings) -> PruneResult:
 
 @pytest.fixture
 def db(settings: Settings, clean_db: Runtime):
-    with psycopg.connect(libpq_url(settings), autocommit=True) as conn:
+    # The test polls through this connection: behind a pooler it must not prepare (make pgbouncer).
+    with psycopg.connect(libpq_url(settings), autocommit=True, **connect_options(settings)) as conn:
         yield conn
 
 
