@@ -146,6 +146,7 @@ class FailoverTransport(httpx.BaseTransport):
             index = (self._preferred + step) % count
             last = step == count - 1
             request.url = self._repointed(request.url, self._bases[index])
+            request.headers["Host"] = self._bases[index].netloc.decode("ascii")
             try:
                 response = self._inner.handle_request(request)
             except (httpx.ConnectError, httpx.TimeoutException) as error:

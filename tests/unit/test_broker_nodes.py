@@ -97,6 +97,7 @@ class _Nodes(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         host = f"{request.url.host}:{request.url.port}"
         self.asked.append(f"{host}{request.url.path}")
+        assert request.headers["Host"] == host
         if host in self.down:
             raise httpx.ConnectError("connection refused", request=request)
         if host in self.booting:
