@@ -172,6 +172,8 @@ def figures(results: list[RateResult]) -> list[Figure]:
                 extra=extra,
             )
         )
+        if r.missing_label == r.accepted:  # no order got its label within SETTLE_S: no p95 to show
+            continue
         out.append(
             Figure(
                 "e2e",
