@@ -77,7 +77,7 @@ def build(*, full: bool) -> dict[str, ChaosScenario]:
                 "crash_points",
                 "relay SIGKILLed between publishing a batch and marking it; a worker between commit and ack",
                 crash_points=(
-                    "relay.after_publish=400,worker.after_commit=2000"
+                    "relay.after_publish=400,worker.after_commit=250"
                     if full
                     else "relay.after_publish=40,worker.after_commit=150"
                 ),
