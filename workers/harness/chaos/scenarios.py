@@ -79,7 +79,7 @@ def build(*, full: bool) -> dict[str, ChaosScenario]:
                 crash_points=(
                     "relay.after_publish=400,worker.after_commit=250"
                     if full
-                    else "relay.after_publish=40,worker.after_commit=150"
+                    else "relay.after_publish=40,worker.after_commit=100"
                 ),
                 proves=_at_least(
                     **{
