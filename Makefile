@@ -8,16 +8,27 @@ CHECKOV := .venv-tools/bin/checkov
 export CIRCULATE_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/circulate_test
 export CIRCULATE_TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/circulate_test
 
-.PHONY: help install system-packages promtool browser kubectl services fmt lint docs typecheck unit integration faults e2e test demo bench chaos clean checkov pgbouncer pgbouncer-binary
+.PHONY: help install lock system-packages promtool browser kubectl services fmt lint docs typecheck unit integration faults e2e test demo bench chaos clean checkov pgbouncer pgbouncer-binary
 
 help:  ## List the targets and what each needs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
 
-$(STAMP): pyproject.toml scripts/bootstrap.sh
+$(STAMP): requirements-dev.lock pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
 	touch $(STAMP)
 
-install: $(STAMP)  ## Create .venv and install the project with its development tools
+install: $(STAMP)  ## Create .venv: the pinned tools of requirements-dev.lock, then the project
+
+# Python 3.11 on Linux, whatever machine runs it. The dev lock is compiled first and constrains the
+# runtime one, so the image (requirements.lock) runs the versions the tests ran.
+LOCK := $(BIN)/uv pip compile pyproject.toml --quiet --python-version 3.11 --python-platform linux \
+	--custom-compile-command "make lock" --annotation-style line --upgrade
+
+lock:  ## Regenerate requirements-dev.lock and requirements.lock from pyproject.toml (uv)
+	@[ -x $(BIN)/python ] || python3 -m venv $(VENV)
+	@[ -x $(BIN)/uv ] || $(BIN)/pip install --quiet uv
+	$(LOCK) --extra dev -o requirements-dev.lock
+	$(LOCK) --constraint requirements-dev.lock -o requirements.lock
 
 # Debian packages some tests need and pip cannot provide; each is installed only by the targets
 # that need it, and only when missing.
