@@ -82,7 +82,11 @@ def test_a_valid_token_is_remembered_for_the_cache_time_and_a_revoked_one_then_r
 
 
 def test_an_accepted_order_wakes_the_relay_when_its_transaction_commits(api, settings):
-    with psycopg.connect(libpq_url(settings), autocommit=True) as listener:
+    # LISTEN where the relay listens: past any pooler (make pgbouncer), as in production.
+    direct = settings.model_copy(
+        update={"database_url": settings.database_direct_url or settings.database_url}
+    )
+    with psycopg.connect(libpq_url(direct), autocommit=True) as listener:
         listener.execute(f"LISTEN {WAKE_CHANNEL}")
         assert api.post("/v1/orders", json=order_body()).status_code == 202
         woken = list(listener.notifies(timeout=10, stop_after=1))
