@@ -27,7 +27,7 @@ Examples:
 @click.command(epilog=EPILOG)
 @click.option("--runs", default=3, show_default=True, help="Interleaved repetitions of each section.")
 @click.option(
-    "--messages", default=int(os.environ.get("BENCH_MESSAGES", "15000")), show_default=True,
+    "--messages", default=int(os.environ.get("BENCH_MESSAGES", "10000")), show_default=True,
     help="Messages per consume and publish measurement.",
 )  # fmt: skip
 @click.option("--backlog", default=100_000, show_default=True, help="Backlog the memory section drains.")
