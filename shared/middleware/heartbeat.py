@@ -38,6 +38,9 @@ class Heartbeat(Middleware):
         self.clock = clock
         self._busy_since: dict[int, float] = {}
         self._lock = threading.Lock()
+        # Reading the clock and writing the file is one step: a writer that read the clock
+        # earlier must never replace the file after one that read it later.
+        self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
         self._worker: dramatiq.Worker | None = None
@@ -72,10 +75,11 @@ class Heartbeat(Middleware):
 
     def beat_once(self) -> float | None:
         """Write the current progress time (when there is any) and return it."""
-        progress = self._progress()
-        if progress is not None:
-            heartbeat.write_beat(self.directory, os.getpid(), progress)
-        return progress
+        with self._write_lock:
+            progress = self._progress()
+            if progress is not None:
+                heartbeat.write_beat(self.directory, os.getpid(), progress)
+            return progress
 
     def _idle(self) -> None:
         with self._lock:
