@@ -214,6 +214,12 @@ class Settings(BaseSettings):
     api_workers: int = Field(
         default=1, ge=1, description="Processes `circulate api` serves with (about one per core)."
     )
+    api_pool_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long an API request waits for a database connection before it is answered "
+        "503 with Retry-After (PostgreSQL down, or every connection busy).",
+    )
 
     # Carrier, push gateway and SMTP (the sandbox and sink by default)
     carrier_url: str = Field(
