@@ -14,6 +14,7 @@ from workers.cli_errors import reports_configuration_errors
 from workers.harness.bench.env import BenchEnv
 from workers.harness.bench.report import Figure, Summary, load_average, render, summarise, write_json
 from workers.harness.bench.sections import SECTIONS, BenchContext, load
+from workers.harness.bench.sections_core import CONSUMERS
 
 EPILOG = """\b
 Examples:
@@ -21,6 +22,7 @@ Examples:
   circulate bench --sections consume --runs 1 --messages 5000
   circulate bench --json artifacts/bench.json
   circulate bench --sections memory --soak-seconds 600
+  circulate bench --sections consume --consumers core --consumers bare   # the CPU ratio only
 """
 
 
@@ -36,6 +38,10 @@ Examples:
     "--sections", "chosen", multiple=True, type=click.Choice(list(SECTIONS)),
     help="Sections to run (repeatable; default all).",
 )  # fmt: skip
+@click.option(
+    "--consumers", multiple=True, type=click.Choice(list(CONSUMERS)),
+    help="Consume contenders to run (repeatable; default all).",
+)  # fmt: skip
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the results here.")
 @reports_configuration_errors
 def bench(
@@ -44,6 +50,7 @@ def bench(
     backlog: int,
     soak_seconds: float,
     chosen: tuple[str, ...],
+    consumers: tuple[str, ...],
     json_path: Path | None,
 ) -> None:
     """Throughput and CPU of the core, its baselines, Celery, the relay; worker memory.
@@ -53,7 +60,7 @@ def bench(
     """
     env = BenchEnv.from_environment()
     env.prepare()
-    context = BenchContext(env, messages, backlog, soak_seconds, runs)
+    context = BenchContext(env, messages, backlog, soak_seconds, runs, consumers)
     names = list(chosen or SECTIONS)
     sections = {name: load(name) for name in names}
     started = time.monotonic()

@@ -26,6 +26,8 @@ class BenchContext:
     #: Length of the memory soak in seconds (0, the default, skips it).
     soak_seconds: float
     runs: int
+    #: Consume contenders to run (`sections_core.CONSUMERS` keys); empty runs them all.
+    consumers: tuple[str, ...] = ()
 
 
 Section = Callable[[BenchContext, int], list[Figure]]

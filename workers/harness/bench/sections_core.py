@@ -16,7 +16,8 @@ FIRST_RUN_ONLY = frozenset({"core-single"})
 
 
 def consume(context: BenchContext, run: int) -> list[Figure]:
-    keys = [key for key in CONSUMERS if run == 0 or key not in FIRST_RUN_ONLY]
+    chosen = context.consumers or CONSUMERS
+    keys = [key for key in CONSUMERS if key in chosen and (run == 0 or key not in FIRST_RUN_ONLY)]
     return [consume_section.measure(context.env, key, context.messages) for key in keys]
 
 
