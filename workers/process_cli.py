@@ -15,8 +15,9 @@ from shared.config import QUEUES
 from workers.cli_context import CliContext, pass_cli
 from workers.cli_errors import reports_configuration_errors
 
-#: `circulate worker` runs Dramatiq's CLI through this, so its processes log as ours do.
-_DRAMATIQ = "import sys; from workers.worker import run_dramatiq; sys.exit(run_dramatiq(sys.argv[1:]))"
+#: `circulate worker` runs Dramatiq's CLI through this, so its processes log as ours do and a
+#: killed worker process is replaced alone rather than stopping the group (workers.worker_restarts).
+_DRAMATIQ = "import sys; from workers.worker_restarts import main; sys.exit(main(sys.argv[1:]))"
 
 
 @click.command()

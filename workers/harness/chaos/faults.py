@@ -94,29 +94,45 @@ def worker_kill_storm(every_s: float, kills: int) -> Inject:
                     os.kill(random.choice(pids), signal.SIGKILL)
                     target.proof["worker_processes_killed"] += 1
             target.pause(every_s if pids else 0.1)
-        # Lifted once the last killed group has been replaced.
-        while not any(child.alive() for child in target.keeper.children("worker")):
-            target.pause(0.1)
+        # Lifted once a worker process runs again (each killed one is replaced by its keeper).
+        while not any(_worker_processes(child) for child in target.keeper.children("worker")):
+            if target.stop.wait(0.1):
+                break
         storm.lift()
 
     return inject
 
 
 def _worker_processes(child: Child) -> list[int]:
-    """The Dramatiq worker processes of one `circulate worker`: its first `--processes` children
-    by start time (the fork processes, such as the /metrics server, start after them)."""
-    pid = child.process.pid
-    try:
-        children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        stats = {p: Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split() for p in children}
-    except (OSError, IndexError, ValueError):
-        return []
     argv = list(child.argv)
     count = int(argv[argv.index("--processes") + 1]) if "--processes" in argv else 1
+    return worker_processes(child.process.pid, count)
+
+
+def worker_processes(main_pid: int, count: int) -> list[int]:
+    """The live Dramatiq worker processes under a `circulate worker` whose main process is
+    `main_pid`: the children of its first `count` children by start time (the fork processes,
+    such as the /metrics server, start after them). Those first children are the keepers that
+    replace a killed worker process (workers.worker_restarts); the worker is the keeper's child."""
+    workers = _children(main_pid)[:count]
+    return [pid for keeper in workers for pid in _children(keeper)]
+
+
+def _children(pid: int) -> list[int]:
+    """Live children of `pid`, oldest first; a killed process stays a zombie until reaped, and
+    signalling one proves nothing."""
+    try:
+        children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+    stats = {}
+    for child in children:
+        try:
+            stats[child] = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
     # After the command's ")": field 3 (state) is the first, field 22 (start time) the 20th.
-    workers = sorted(stats, key=lambda p: int(stats[p][19]))[:count]
-    # A killed process stays a zombie until Dramatiq reaps it; signalling one proves nothing.
-    return [p for p in workers if stats[p][0] != "Z"]
+    return [p for p in sorted(stats, key=lambda p: int(stats[p][19])) if stats[p][0] != "Z"]
 
 
 def postgres_restart_then_kill(down_s: float) -> Inject:

@@ -2,8 +2,9 @@
 
 The demo treats any child's exit as fatal; under chaos the relay and the workers are meant to
 die (SIGKILL, crash points), so a thread notices their exit within a tenth of a second and starts
-the same command again. Dramatiq's main process shuts its whole group down when one of its worker
-processes dies, so one killed worker process means one restarted `circulate worker`. Each death
+the same command again. A killed Dramatiq worker process does not stop its `circulate worker`: it
+is replaced inside the group (workers.worker_restarts), and `crash_lines` counts those
+replacements from the log; a `circulate worker` restarted here is one whose main process died. Each death
 is recorded as a fault on the monitor, lifted when its replacement is started. Any other child
 (the API, the sandbox, the SMTP sink) dying is still fatal.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from workers.harness.chaos.monitor import Monitor
 from workers.harness.demo.supervisor import Child, ProcessFailed, Supervisor
+from workers.worker_restarts import REPLACED
 
 RESTARTED = ("relay", "worker")
 
@@ -70,10 +72,13 @@ class Keeper:
 
 
 def crash_lines(run_dir: Path) -> Counter[str]:
-    """How often each crash point fired, from the lines the dying processes wrote to their logs."""
+    """How often each crash point fired, from the lines the dying processes wrote to their logs,
+    and how many killed worker processes were replaced in their group (`worker_processes_replaced`)."""
     fired: Counter[str] = Counter()
     for log in run_dir.glob("*.log"):
         for line in log.read_text(errors="replace").splitlines():
             if line.startswith("crash point ") and line.endswith(" reached: SIGKILL"):
                 fired[line.split()[2]] += 1
+            elif REPLACED in line:
+                fired["worker_processes_replaced"] += 1
     return fired

@@ -50,7 +50,7 @@ def build(*, full: bool) -> dict[str, ChaosScenario]:
                 "worker_kills",
                 f"a random worker process SIGKILLed every 2 s ({kills} kills)",
                 inject=faults.worker_kill_storm(2.0, kills),
-                proves=_at_least(worker_processes_killed=kills, worker_restarts=1),
+                proves=_at_least(worker_processes_killed=kills, worker_processes_replaced=kills),
             ),
             ChaosScenario(
                 "broker_node_loss",
@@ -86,7 +86,7 @@ def build(*, full: bool) -> dict[str, ChaosScenario]:
                         "relay.after_publish": 1,
                         "worker.after_commit": 1,
                         "relay_restarts": 1,
-                        "worker_restarts": 1,
+                        "worker_processes_replaced": 1,
                     }
                 ),
             ),

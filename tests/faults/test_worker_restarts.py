@@ -1,0 +1,61 @@
+"""A worker process killed with SIGKILL is replaced alone; its `circulate worker` keeps consuming.
+
+Dramatiq's main process stops its whole group when one worker process dies; under a kill storm
+that stopped consumption altogether (docs/operations/reliability.md). `workers.worker_restarts`
+runs each worker process under a keeper that starts another when it is killed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tasks.fulfilment.models import Order
+from tests.factories import envelope_for, message_kwargs, place_order
+from tests.fixtures.processes import circulate, count_rows
+from tests.fixtures.services import wait_until
+from workers.harness.chaos.faults import worker_processes
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_a_killed_worker_process_is_replaced_and_its_group_keeps_consuming(
+    settings, broker, runtime, tmp_path
+):
+    log = tmp_path / "worker.log"
+    # Given a `circulate worker` with two worker processes, both up
+    with circulate(
+        settings, "worker", "--processes", "2", "--threads", "2", "--queues", "fulfilment", log=log
+    ) as group:
+        pids = wait_until(lambda: _both(group.pid), timeout=60)
+        # When one of them is SIGKILLed
+        victim = pids[0]
+        os.kill(victim, signal.SIGKILL)
+        # Then another takes its place and the group's main process never exits
+        replaced = wait_until(lambda: _replaced(group.pid, pids), timeout=60)
+        assert victim not in replaced
+        assert group.poll() is None, log.read_text()
+        # And the group still consumes
+        _send_order(broker)
+        wait_until(lambda: count_rows(runtime, Order) == 1, timeout=30)
+        assert group.poll() is None
+    assert "killed by SIGKILL; starting another" in log.read_text()
+
+
+def _both(main_pid: int) -> list[int] | None:
+    pids = worker_processes(main_pid, 2)
+    return pids if len(pids) == 2 else None
+
+
+def _replaced(main_pid: int, before: list[int]) -> list[int] | None:
+    now = worker_processes(main_pid, 2)
+    return now if len(now) == 2 and now != before else None
+
+
+def _send_order(broker) -> None:
+    payload = place_order()
+    broker.get_actor("fulfilment.place_order").send_with_options(
+        kwargs=message_kwargs(payload, envelope_for(payload))
+    )

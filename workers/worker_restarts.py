@@ -1,0 +1,148 @@
+"""A killed worker process is replaced alone, instead of taking its whole `circulate worker` down.
+
+Dramatiq's main process (`dramatiq.cli.main`) watches its worker processes, and when one exits
+while it is running it logs "Worker with PID ... exited unexpectedly", sends SIGTERM to all the
+others and exits: one `kill -9` (the OOM killer, an operator, a crash in a C extension) stops
+every worker process of the group, and consumption stalls until the group has been restarted and
+has booted again (10-15 s on a loaded machine). Dramatiq 2.2 has no option to restart a dead
+worker process instead.
+
+So each worker process Dramatiq starts is, with `install()`, a small keeper: it runs Dramatiq's
+real worker process (`dramatiq.cli.worker_process`) as its own child and, when that child is
+killed by a signal, starts another one, as a container orchestrator restarts a container. The
+main process never sees an exit, so the group's other worker processes go on consuming; the
+killed one's unacknowledged messages are redelivered by RabbitMQ as soon as its connections
+close, and the idempotency keys absorb whatever it had committed but not acknowledged.
+
+What is not restarted: an exit with a status (a failed import, no broker at boot, a normal stop)
+is passed on to Dramatiq's main process, which shuts the group down as before, so a worker that
+cannot start does not loop. SIGTERM and SIGHUP are forwarded to the child, whose graceful
+shutdown Dramatiq drives as it always did. Restarts of a child that died soon after its start
+wait a capped, doubling delay, so a process that dies at once is not restarted in a tight loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: A child that lived at least this long was healthy: its replacement starts at once.
+HEALTHY_AFTER_S = 30.0
+FIRST_WAIT_S = 0.1
+MAX_WAIT_S = 5.0
+#: Signals Dramatiq's main process sends its worker processes to stop or reload them.
+FORWARDED = (signal.SIGTERM, signal.SIGHUP)
+#: What Dramatiq's main process blocks before it starts its worker processes.
+INHERITED_BLOCK = (*FORWARDED, signal.SIGINT)
+
+#: The end of the line logged for each replaced worker process (the chaos harness counts them).
+REPLACED = "; starting another (the group keeps running)"
+
+OnDeath = Callable[[int], None]
+
+
+def keep(
+    target: Callable[..., object],
+    args: Sequence[Any],
+    *,
+    on_death: OnDeath | None = None,
+    healthy_after_s: float = HEALTHY_AFTER_S,
+) -> int:
+    """Run `target(*args)` in a child process, again each time a signal kills it; its exit code.
+
+    Returns when the child exits with a status (0 after a requested stop), or when it is killed
+    after this process was asked to stop; a child killed by a signal returns minus the signal,
+    as `multiprocessing` reports it. `on_death(pid)` runs after each unplanned death (the worker's
+    heartbeat file goes with it, so a liveness probe does not count a process that is gone).
+    """
+    stopping = threading.Event()
+    child: multiprocessing.Process | None = None
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+        if child is not None and child.pid is not None:
+            # Died meanwhile: the loop below sees its exit.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signum)
+
+    for forwarded in FORWARDED:
+        signal.signal(forwarded, forward)
+    # Dramatiq turns SIGINT into SIGTERM in its main process; its worker processes ignore it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    wait_s = FIRST_WAIT_S
+    while True:
+        # Started while Dramatiq's main process still blocks its handled signals: the child
+        # inherits the mask and unblocks it once its own handlers are in place, as before.
+        child = multiprocessing.Process(target=target, args=tuple(args), daemon=False)
+        started = time.monotonic()
+        child.start()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, INHERITED_BLOCK)
+        if stopping.is_set() and child.pid is not None:
+            os.kill(child.pid, signal.SIGTERM)  # asked to stop while this child was starting
+        child.join()
+        code = child.exitcode
+        if code is None or code >= 0 or stopping.is_set():
+            return 0 if code is None else code
+        pid = child.pid
+        logger.warning(
+            "worker process %s killed by %s" + REPLACED,
+            pid,
+            signal.Signals(-code).name,
+        )
+        if on_death is not None and pid is not None:
+            on_death(pid)
+        if time.monotonic() - started >= healthy_after_s:
+            wait_s = FIRST_WAIT_S
+        if stopping.wait(wait_s):
+            return code
+        wait_s = min(wait_s * 2, MAX_WAIT_S)
+
+
+def install(*, on_death: OnDeath | None = None) -> None:
+    """Make every worker process Dramatiq's CLI starts from now on a keeper (see `keep`)."""
+    import dramatiq.cli
+
+    original = dramatiq.cli.worker_process
+    if getattr(original, "__wrapped__", None) is not None:
+        return  # installed already
+
+    def worker_process(*args: Any) -> None:
+        sys.exit(keep(original, args, on_death=on_death))
+
+    worker_process.__wrapped__ = original  # type: ignore[attr-defined]
+    dramatiq.cli.worker_process = worker_process
+
+
+def forget_beat(heartbeat_dir: str | None) -> OnDeath | None:
+    """The `on_death` that removes a dead worker process's heartbeat file, if beats are written."""
+    if not heartbeat_dir:
+        return None
+    from shared.heartbeat import beat_path
+
+    directory = Path(heartbeat_dir)
+
+    def forget(pid: int) -> None:
+        beat_path(directory, pid).unlink(missing_ok=True)
+
+    return forget
+
+
+def main(argv: Sequence[str]) -> int:
+    """`circulate worker`'s entry: Dramatiq's CLI whose killed worker processes come back."""
+    from shared.config import Settings
+    from workers.worker import run_dramatiq
+
+    install(on_death=forget_beat(Settings().heartbeat_dir))
+    return run_dramatiq(argv)
