@@ -17,10 +17,15 @@ the docs' CLI reference (mkdocs-click) renders every command from here.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from workers.cli_errors import reports_configuration_errors
 from workers.cli_group import LazyGroup
+
+if TYPE_CHECKING:
+    from workers.cli_context import CliContext
 
 #: Section of `circulate --help` -> command name -> ("module:attribute", summary shown in the list).
 COMMANDS: dict[str, dict[str, tuple[str, str]]] = {
@@ -77,5 +82,23 @@ def main(ctx: click.Context, verbose: bool) -> None:
 
     cli = ctx.ensure_object(CliContext)
     ctx.call_on_close(cli.close)
-    settings = cli.settings
-    configure_logging(level="DEBUG" if verbose else settings.log_level, json=settings.log_format == "json")
+    level, json_lines = _logging_settings(cli)
+    configure_logging(level="DEBUG" if verbose else level, json=json_lines)
+
+
+def _logging_settings(cli: CliContext) -> tuple[str, bool]:
+    """The log level and format of the settings, or the defaults when a setting is refused.
+
+    A refused value must not stop what never reads settings (a command's `--help`, `db heads`):
+    the commands that do read them raise the same error again, as one line with exit code 2.
+    """
+    from pydantic import ValidationError
+
+    from shared.config import Settings
+    from shared.errors import ConfigurationError
+
+    try:
+        settings = cli.settings
+    except (ValidationError, ConfigurationError):
+        settings = Settings.model_construct()  # the defaults, without reading the environment
+    return settings.log_level, settings.log_format == "json"
