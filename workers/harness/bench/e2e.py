@@ -9,6 +9,11 @@ order is from the client's 202 to the transition's `at` (PostgreSQL's clock, the
 Then it steps the rate up (`STEPS`, shorter) until `confirmed` p95 passes 1 s, to report the
 highest rate that stays under it.
 
+Beside the latencies, each rate prints where an order's time went, hop by hop (`e2e_hops`: the
+outbox's wait for the relay, the queue's wait for a worker, the handler's own time), the CPU of
+the API, relay and worker processes per accepted order (from /proc, steadier than any latency on
+a loaded machine) and the load average.
+
 Run once (run 0): the stack takes a while to start, and the rates already repeat the measurement.
 
     python -m workers.harness.bench.e2e          # this section alone
@@ -20,7 +25,7 @@ import os
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psycopg
@@ -28,11 +33,11 @@ from sqlalchemy.engine import make_url
 
 from shared.config import Settings
 from shared.db import libpq_url
-from workers.harness.bench import load
+from workers.harness.bench import e2e_hops, load, procstat
 from workers.harness.bench.report import Figure
 from workers.harness.bench.sections import BenchContext
 from workers.harness.demo.prepare import prepare
-from workers.harness.demo.stack import start_stack
+from workers.harness.demo.stack import Stack, start_stack
 from workers.harness.demo.supervisor import Supervisor
 
 RATES = (5.0, 20.0, 50.0)
@@ -46,9 +51,13 @@ _RELAY_WAITS = (
     "SELECT extract(epoch FROM published_at - greatest(created_at, available_at)) FROM outbox "
     "WHERE published_at IS NOT NULL AND created_at BETWEEN to_timestamp(%s) AND to_timestamp(%s)"
 )
+#: When each order entered `confirmed` and `label_purchased`. A handler that records an event
+#: without moving the order (`payment_booked`, `label_recorded`) writes a row whose `to_state` is
+#: the state the order is already in: only the row that moved it in counts.
 _TRANSITIONS = (
-    "SELECT order_id::text, to_state, extract(epoch FROM at) FROM order_transitions "
-    "WHERE order_id = ANY(%s::uuid[]) AND to_state IN ('confirmed', 'label_purchased')"
+    "SELECT order_id::text, to_state, extract(epoch FROM min(at)) FROM order_transitions "
+    "WHERE order_id = ANY(%s::uuid[]) AND to_state IN ('confirmed', 'label_purchased') "
+    "AND from_state IS DISTINCT FROM to_state GROUP BY order_id, to_state"
 )
 
 
@@ -63,6 +72,11 @@ class RateResult:
     #: The relay's wait per message of the window, and messages per accepted order.
     relay_wait_ms: dict[str, float]
     messages_per_order: float
+    hops: list[e2e_hops.Hop]
+    #: CPU milliseconds per accepted order of each stack process (its whole tree).
+    cpu_ms_per_order: dict[str, float]
+    #: The 1-minute load average before and after the rate.
+    load_average: tuple[float, float]
 
 
 def section(context: BenchContext, run: int) -> list[Figure]:
@@ -87,21 +101,39 @@ def measure(settings: Settings) -> list[RateResult]:
         Supervisor(Path(run_dir)) as supervisor,
     ):
         stack = start_stack(supervisor, settings, fail_rate=0.0)
-        results = [_at_rate(settings, stack.api_url, token, rate, DURATION_S) for rate in RATES]
+        results = [_at_rate(settings, stack, supervisor, token, rate, DURATION_S) for rate in RATES]
         for rate in STEPS:
             supervisor.check_alive()
-            results.append(_at_rate(settings, stack.api_url, token, rate, STEP_DURATION_S))
+            results.append(_at_rate(settings, stack, supervisor, token, rate, STEP_DURATION_S))
             if results[-1].confirmed_ms["p95_ms"] >= UNDER_S * 1000:
                 break
     return results
 
 
-def _at_rate(settings: Settings, api_url: str, token: str, rate: float, duration_s: float) -> RateResult:
+#: The stack's processes whose CPU is counted per order.
+_CPU_OF = ("api", "relay", "worker")
+
+
+def _at_rate(
+    settings: Settings, stack: Stack, supervisor: Supervisor, token: str, rate: float, duration_s: float
+) -> RateResult:
+    load_before = os.getloadavg()[0]
+    pids = {c.name: c.process.pid for c in supervisor.children if c.name in _CPU_OF}
+    cpu_before = {name: procstat.cpu_seconds(pid) for name, pid in pids.items()}
+    metrics_url = f"http://127.0.0.1:{stack.metrics_port}/metrics"
+    handling_before = e2e_hops.scrape_handling(metrics_url)
     started = time.time()
-    outcomes, order_ids = load.run(_post_orders(api_url, token, rate, duration_s))
+    outcomes, order_ids = load.run(_post_orders(stack.api_url, token, rate, duration_s))
     answered = {order_ids[o.index]: o.answered_at for o in outcomes if o.status == 202}
     transitions = _wait_for_labels(settings, list(answered))
+    handling = e2e_hops.window(handling_before, e2e_hops.scrape_handling(metrics_url))
+    cpu_ms = {
+        name: round(1000 * (procstat.cpu_seconds(pid) - cpu_before[name]) / max(1, len(answered)), 1)
+        for name, pid in pids.items()
+    }
     waits = _relay_waits(settings, started, time.time())
+    with psycopg.connect(libpq_url(settings), autocommit=True) as conn:
+        hops = e2e_hops.hops(conn, list(answered), handling)
     confirmed = [at - answered[oid] for (oid, state), at in transitions.items() if state == "confirmed"]
     labelled = [at - answered[oid] for (oid, state), at in transitions.items() if state == "label_purchased"]
     result = RateResult(
@@ -113,12 +145,19 @@ def _at_rate(settings: Settings, api_url: str, token: str, rate: float, duration
         missing_label=len(answered) - len(labelled),
         relay_wait_ms=load.summary_ms(waits),
         messages_per_order=round(len(waits) / max(1, len(answered)), 1),
+        hops=hops,
+        cpu_ms_per_order=cpu_ms,
+        load_average=(load_before, os.getloadavg()[0]),
     )
     print(
         f"  e2e {rate:5.0f} orders/s: {result.accepted} accepted ({result.not_accepted} not); "
         f"confirmed p50/p95/p99 {_ms(result.confirmed_ms)}; label {_ms(result.label_ms)}"
         + (f"; {result.missing_label} without a label" if result.missing_label else "")
         + f"; relay wait per hop {_ms(result.relay_wait_ms)}, {result.messages_per_order} messages/order"
+        + f"\n    load average {result.load_average[0]:.1f} -> {result.load_average[1]:.1f}; CPU per order "
+        + ", ".join(f"{name} {ms:,.1f} ms" for name, ms in cpu_ms.items())
+        + "\n"
+        + e2e_hops.describe(hops)
     )
     return result
 
@@ -143,12 +182,19 @@ def _wait_for_labels(settings: Settings, order_ids: list[str]) -> dict[tuple[str
     deadline = time.monotonic() + SETTLE_S
     with psycopg.connect(libpq_url(settings), autocommit=True) as conn:
         while True:
-            rows = conn.execute(_TRANSITIONS, (order_ids,)).fetchall()
-            found = {(oid, state): float(at) for oid, state, at in rows}
+            found = entered_at(conn, order_ids)
             labelled = sum(1 for _, state in found if state == "label_purchased")
             if labelled >= len(order_ids) or time.monotonic() > deadline:
                 return found
             time.sleep(0.5)
+
+
+def entered_at(
+    conn: psycopg.Connection[tuple[object, ...]], order_ids: list[str]
+) -> dict[tuple[str, str], float]:
+    """(order, state) -> epoch seconds when the order moved into `confirmed` or `label_purchased`."""
+    rows = conn.execute(_TRANSITIONS, (order_ids,)).fetchall()
+    return {(str(oid), str(state)): float(at) for oid, state, at in rows}  # type: ignore[arg-type]
 
 
 def _relay_waits(settings: Settings, since: float, until: float) -> list[float]:
@@ -161,7 +207,9 @@ def figures(results: list[RateResult]) -> list[Figure]:
     for r in results:
         extra = {"confirmed": r.confirmed_ms, "label_purchased": r.label_ms, "accepted": r.accepted,
                  "not_accepted": r.not_accepted, "missing_label": r.missing_label,
-                 "relay_wait": r.relay_wait_ms, "messages_per_order": r.messages_per_order}  # fmt: skip
+                 "relay_wait": r.relay_wait_ms, "messages_per_order": r.messages_per_order,
+                 "cpu_ms_per_order": r.cpu_ms_per_order, "load_average": list(r.load_average),
+                 "hops": [asdict(hop) for hop in r.hops]}  # fmt: skip
         out.append(
             Figure(
                 "e2e",
