@@ -19,6 +19,13 @@ number. Dramatiq's main process (`workers.worker.run_dramatiq`, under `circulate
 the directory before it starts the worker processes, so beats of a previous start (a restarted
 container keeps its volumes) never count.
 
+The relay, the dead-letter sweeper and the exporter have no Dramatiq threads; their work is a loop
+of their own (a lane's pass, a sweep's batch, a scrape). `LoopHeartbeat` gives each the same kind
+of beat, written by that loop when it moves, in a directory per role below the worker's
+(`<heartbeat_dir>/relay`, ...), so each process clears only its own beats and one check reads
+them all: the check reads every beat below the directory it is given, so the image's one
+HEALTHCHECK fits every role.
+
 The check is a module of its own rather than a `circulate` command because the probe runs it every
 few seconds in every worker pod: it takes a twentieth of a second, the command line over one.
 """
@@ -26,15 +33,18 @@ few seconds in every worker pod: it takes a twentieth of a second, the command l
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 SUFFIX = ".beat"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,13 +92,14 @@ def clear_beats(directory: Path) -> None:
 
 
 def read_beats(directory: Path) -> dict[str, float | None]:
-    """Each beat file's name and recorded time (None when the file does not hold a number)."""
+    """Each beat file below `directory` (its relative path) and its time (None if not a number)."""
     beats: dict[str, float | None] = {}
-    for path in sorted(directory.glob(f"*{SUFFIX}")):
+    for path in sorted(directory.rglob(f"*{SUFFIX}")):
+        name = str(path.relative_to(directory))
         try:
-            beats[path.name] = float(path.read_text().strip())
+            beats[name] = float(path.read_text().strip())
         except (OSError, ValueError):
-            beats[path.name] = None
+            beats[name] = None
     return beats
 
 
@@ -106,10 +117,72 @@ def liveness_problems(directory: Path, *, max_age_s: float, now: float) -> list[
     return problems
 
 
+def role_directory(heartbeat_dir: str | None, role: str) -> Path | None:
+    """Where the process of `role` (relay, exporter, dlq-sweeper) beats; None when beats are off."""
+    return Path(heartbeat_dir) / role if heartbeat_dir else None
+
+
+class LoopHeartbeat:
+    """The beat of a process whose work is one or more loops of its own (relay lanes, the sweeper).
+
+    Each loop calls `progressed(loop)` whenever it completes a step (a pass, a batch, a second of
+    waiting); the beat written is the oldest of the loops' last steps, so one wedged loop is
+    enough to let it go stale, however busy the others are. Writes are at most one per
+    `every_s` of the clock, from the loop that progressed: no thread of its own, so a frozen
+    process or event loop writes nothing. Without a directory it only keeps the times.
+    """
+
+    def __init__(
+        self,
+        directory: Path | None,
+        *,
+        loops: int = 1,
+        every_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.directory = directory
+        self._every_s = every_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        started = clock()
+        self._last = [started] * loops
+        self._written_at: float | None = None
+
+    @classmethod
+    def for_role(cls, heartbeat_dir: str | None, role: str, *, loops: int = 1) -> LoopHeartbeat:
+        """The role's beat in its own directory, cleared of an earlier start's, and a first beat."""
+        directory = role_directory(heartbeat_dir, role)
+        if directory is not None:
+            clear_beats(directory)
+        beat = cls(directory, loops=loops)
+        beat.progressed()
+        return beat
+
+    def progressed(self, loop: int = 0, *, at: float | None = None) -> None:
+        """Loop `loop` moved at `at` (now by default): record it, and write the beat when due."""
+        with self._lock:
+            now = self._clock()
+            self._last[loop] = now if at is None else at
+            if self.directory is None or (
+                self._written_at is not None and now - self._written_at < self._every_s
+            ):
+                return
+            self._written_at = now
+            try:
+                write_beat(self.directory, os.getpid(), min(self._last))
+            except OSError:
+                # A full or read-only disk: the beat goes stale and the probe says so.
+                logger.exception("could not write the heartbeat in %s", self.directory)
+
+    def loop(self, loop: int) -> Callable[[], None]:
+        """`progressed` for one loop, for code that should not know about the others."""
+        return lambda: self.progressed(loop)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m shared.heartbeat DIRECTORY --max-age S`: 0 when alive, 1 with the reasons."""
     parser = argparse.ArgumentParser(prog="python -m shared.heartbeat", description=main.__doc__)
-    parser.add_argument("directory", type=Path)
+    parser.add_argument("directory", type=Path, help="read every beat below it")
     parser.add_argument("--max-age", type=float, default=180.0, help="seconds without progress")
     args = parser.parse_args(argv)
     problems = liveness_problems(args.directory, max_age_s=args.max_age, now=time.time())

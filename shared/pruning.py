@@ -16,6 +16,7 @@ What may be forgotten:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -48,16 +49,34 @@ def inbox_retention_s(settings: Settings) -> int:
     return max(settings.inbox_retention_s, -(-settings.max_age_ms // 1000))
 
 
-async def prune_expired(conn: psycopg.AsyncConnection[tuple[object, ...]], settings: Settings) -> PruneResult:
-    """Delete every expired outbox and inbox row, batch by batch; returns how many of each."""
+async def prune_expired(
+    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    settings: Settings,
+    *,
+    progressed: Callable[[], None] = lambda: None,
+) -> PruneResult:
+    """Delete every expired outbox and inbox row, batch by batch; returns how many of each.
+
+    `progressed` is called after each batch: a backlog of millions of rows takes minutes, and the
+    relay's heartbeat must see a long prune moving, not stuck.
+    """
     batch = settings.prune_batch_size
-    outbox = await _prune(conn, _PRUNE_OUTBOX, secs=settings.outbox_retention_s, limit=batch)
-    inbox = await _prune(conn, _PRUNE_INBOX, secs=inbox_retention_s(settings), limit=batch)
+    outbox = await _prune(
+        conn, _PRUNE_OUTBOX, secs=settings.outbox_retention_s, limit=batch, progressed=progressed
+    )
+    inbox = await _prune(
+        conn, _PRUNE_INBOX, secs=inbox_retention_s(settings), limit=batch, progressed=progressed
+    )
     return PruneResult(outbox=outbox, inbox=inbox)
 
 
 async def _prune(
-    conn: psycopg.AsyncConnection[tuple[object, ...]], statement: str, *, secs: int, limit: int
+    conn: psycopg.AsyncConnection[tuple[object, ...]],
+    statement: str,
+    *,
+    secs: int,
+    limit: int,
+    progressed: Callable[[], None],
 ) -> int:
     deleted = 0
     while True:
@@ -65,5 +84,6 @@ async def _prune(
             cursor = await conn.execute(statement, {"secs": secs, "limit": limit})
             count = cursor.rowcount
         deleted += count
+        progressed()
         if count < limit:
             return deleted

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 
 import psycopg
 from aiormq.abc import AbstractChannel
@@ -31,6 +32,7 @@ from aiormq.abc import AbstractChannel
 from shared.broker_nodes import ReconnectBackoff
 from shared.config import Settings
 from shared.db import connect_options, libpq_url
+from shared.heartbeat import LoopHeartbeat
 from shared.metrics_runtime import record_relay_pass, start_relay_metrics_server
 from shared.outbox import WAKE_CHANNEL
 from shared.pruning import prune_expired
@@ -42,13 +44,17 @@ PRUNE_EVERY_S = 30.0
 MAX_RECONNECT_WAIT_S = 5.0
 
 
-async def run_relay(settings: Settings, stop: asyncio.Event) -> int:
-    """Relay until `stop` is set; returns how many messages were published."""
+async def run_relay(settings: Settings, stop: asyncio.Event, heartbeat: LoopHeartbeat | None = None) -> int:
+    """Relay until `stop` is set; returns how many messages were published.
+
+    Each lane beats `heartbeat` (one loop per lane) after every pass and prune batch.
+    """
+    heartbeat = heartbeat or LoopHeartbeat(None, loops=settings.relay_lanes)
     published = 0
     backoff = ReconnectBackoff(cap_s=MAX_RECONNECT_WAIT_S)
     while not stop.is_set():
         try:
-            published += await _relay_connected(settings, stop, backoff)
+            published += await _relay_connected(settings, stop, backoff, heartbeat)
         except (OSError, psycopg.Error, ConnectionError, Exception) as error:
             if stop.is_set():
                 break
@@ -60,7 +66,9 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> int:
     return published
 
 
-async def _relay_connected(settings: Settings, stop: asyncio.Event, backoff: ReconnectBackoff) -> int:
+async def _relay_connected(
+    settings: Settings, stop: asyncio.Event, backoff: ReconnectBackoff, heartbeat: LoopHeartbeat
+) -> int:
     url = libpq_url(settings)
     conns: list[psycopg.AsyncConnection[tuple[object, ...]]] = []
     try:
@@ -79,7 +87,9 @@ async def _relay_connected(settings: Settings, stop: asyncio.Event, backoff: Rec
         async with asyncio.TaskGroup() as lanes:
             waker = lanes.create_task(_wake_on_notify(listener, wakes)) if listener else None
             tasks = [
-                lanes.create_task(_lane(conn, channel, settings, stop, wake, prunes=index == 0))
+                lanes.create_task(
+                    _lane(conn, channel, settings, stop, wake, prunes=index == 0, beat=heartbeat.loop(index))
+                )
                 for index, (conn, wake) in enumerate(zip(conns, wakes, strict=True))
             ]
             await asyncio.gather(*tasks)
@@ -102,6 +112,7 @@ async def _lane(
     wake: asyncio.Event,
     *,
     prunes: bool,
+    beat: Callable[[], None],
 ) -> int:
     """One pass after another on `conn`; when the outbox is drained, wait for `wake` or the poll.
 
@@ -114,8 +125,9 @@ async def _lane(
         result = await relay_once(conn, channel, limit=settings.relay_batch_size)
         record_relay_pass(result.published)
         published += result.published
+        beat()
         if prunes and time.monotonic() - last_prune > PRUNE_EVERY_S:
-            await prune_expired(conn, settings)
+            await prune_expired(conn, settings, progressed=beat)
             last_prune = time.monotonic()
         if result.claimed < settings.relay_batch_size:
             await _wait_for_wake(wake, stop, poll_s)
@@ -168,13 +180,14 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
 def main(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT; the batch in flight finishes (or rolls back) first."""
     start_relay_metrics_server(settings)
+    heartbeat = LoopHeartbeat.for_role(settings.heartbeat_dir, "relay", loops=settings.relay_lanes)
 
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        total = await run_relay(settings, stop)
+        total = await run_relay(settings, stop, heartbeat)
         logger.info("relay stopped after publishing %d messages", total)
 
     asyncio.run(runner())
