@@ -14,11 +14,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aiormq
 import psycopg
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from pamqp import commands as spec
 
+from shared.broker_nodes import connect_any
+from shared.broker_urls import split_urls
 from shared.config import Settings
 from shared.db import libpq_url
 from shared.migrate import create_database_if_missing, migrate
@@ -101,7 +102,7 @@ def publish(
 async def _publish(
     amqp_url: str, bodies: Sequence[bytes], queue: str, properties: spec.Basic.Properties | None
 ) -> float:
-    connection = await aiormq.connect(amqp_url)
+    connection = await connect_any(split_urls(amqp_url))  # one node or a cluster's list
     channel = await connection.channel(publisher_confirms=True)
     props = properties or spec.Basic.Properties(delivery_mode=2)
     started = time.perf_counter()
