@@ -97,8 +97,8 @@ bench: $(STAMP) services  ## Throughput, CPU and memory figures, 3 interleaved r
 	bash scripts/install-wrk.sh
 	$(BIN)/python -m workers.harness.bench --json artifacts/bench.json
 
-chaos: $(STAMP)  ## Chaos scenarios at 5,000 orders on instances of their own; artifacts/chaos-report.json (not in make test)
-	$(BIN)/python -m workers.harness.chaos --orders $${ORDERS:-5000} --json artifacts/chaos-report.json
+chaos: $(STAMP)  ## Every chaos scenario's faults in turn on one stream of 5,000 orders, on instances of its own; artifacts/chaos-report.json (not in make test)
+	$(BIN)/python -m workers.harness.chaos --stream --orders $${ORDERS:-5000} --timeout 7200 --json artifacts/chaos-report.json
 
 clean:  ## Remove .venv and every cache
 	rm -rf $(VENV) .venv-tools artifacts .mypy_cache .ruff_cache .pytest_cache

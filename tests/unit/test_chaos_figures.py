@@ -32,6 +32,19 @@ def test_recovery_runs_from_the_fault_until_work_begun_after_it_was_lifted_has_c
     assert figures["orders_per_s_during"] == 2.0  # 10 orders in the 5 s until recovery
 
 
+def test_resume_is_work_begun_after_the_fault_started_even_before_the_broken_part_is_back() -> None:
+    # A node dies at t=5 and serves again at t=18 (its boot), but the clients carried on through
+    # the surviving nodes: work begun at t=7 had committed by t=8.
+    monitor = Monitor(conninfo="unused")
+    for t in range(0, 25):
+        work = t if t < 5 or t >= 7 else 5
+        monitor.samples.append(Sample(1000.0 + t, t, 10 * t, 1000.0 + work, 1000.0 + work))
+    figures = monitor.figures(Fault("queue leader killed", started=1005.0, lifted=1018.0))
+    assert figures["resumed_s"] == 2.0
+    assert figures["down_s"] == 13.0
+    assert figures["recovery_s"] == 14.0  # the first commit begun after the node was back
+
+
 def test_a_fault_never_lifted_has_no_recovery() -> None:
     figures = _timeline().figures(Fault("process killed, never replaced", started=1010.0))
     assert figures["recovery_s"] is None
@@ -48,9 +61,11 @@ def test_the_markdown_row_shows_the_worst_recovery_and_the_first_faults_throughp
         "redeliveries": 3,
         "duplicates_suppressed": {"total": 7},
         "faults": [
-            {"recovery_s": 1.5, "orders_per_s_before": 4.0, "orders_per_s_during": 1.0},
-            {"recovery_s": 6.5, "orders_per_s_before": 3.0, "orders_per_s_during": 0.0},
+            {"resumed_s": 1.0, "recovery_s": 1.5, "orders_per_s_before": 4.0, "orders_per_s_during": 1.0},
+            {"resumed_s": 2.5, "recovery_s": 6.5, "orders_per_s_before": 3.0, "orders_per_s_during": 0.0},
         ],
     }
     table = report.markdown(report.build([result], orders=40))
-    assert "| database_restarts | 40 | 2/2 hold | yes | 0 | 3 | 7 | 2 (2) | 6.5 s | 4.0 → 1.0 |" in table
+    assert (
+        "| database_restarts | 40 | 2/2 hold | yes | 0 | 3 | 7 | 2 (2) | 2.5 s | 6.5 s | 4.0 → 1.0 |" in table
+    )

@@ -15,6 +15,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -30,6 +31,11 @@ NAMES = ("worker_kills", "broker_node_loss", "database_restarts", "broker_networ
 )
 @click.option(
     "--small", is_flag=True, help="The short faults `make test` uses (fewer kills, shorter outages)."
+)
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="One stream of --orders orders on one stack, every scenario's faults in turn (make chaos).",
 )
 @click.option(
     "--json",
@@ -53,6 +59,7 @@ def chaos(
     orders: int,
     chosen: tuple[str, ...],
     small: bool,
+    stream: bool,
     json_path: Path,
     seed: int,
     timeout_s: float,
@@ -67,6 +74,9 @@ def chaos(
 
     scenarios = build(full=not small)
     run_dir = run_dir or Path("artifacts", "chaos", datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
+    if stream:
+        _run_stream(own, scenarios, chosen or NAMES, orders, json_path, seed, timeout_s, run_dir, small)
+        return
     results = []
     previous = signal.signal(signal.SIGTERM, _interrupt)
     services = own.OwnServices()
@@ -97,6 +107,40 @@ def chaos(
     report = chaos_report.build(results, orders=orders)
     chaos_report.write(report, json_path)
     click.echo(chaos_report.markdown(report))
+    click.echo(f"report: {json_path}; logs: {run_dir}", err=True)
+    sys.exit(0 if report["ok"] else 1)
+
+
+def _run_stream(
+    own: Any,
+    scenarios: dict[str, Any],
+    names: tuple[str, ...],
+    orders: int,
+    json_path: Path,
+    seed: int,
+    timeout_s: float,
+    run_dir: Path,
+    small: bool,
+) -> None:
+    """Every chosen scenario's faults in turn on one stream of orders, on a 3-node cluster."""
+    from workers.harness.chaos import report as chaos_report
+    from workers.harness.chaos.stream import run_stream
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    services = own.OwnServices()
+    try:
+        postgres = services.postgres()
+        nodes = services.rabbit_cluster(3, rabbit_env=own.FAST_CHANNEL_TICK)
+        result = run_stream(
+            scenarios, names, postgres=postgres, nodes=nodes, orders=orders, run_dir=run_dir,
+            seed=seed, timeout_s=timeout_s, gap_s=15.0 if small else 45.0, say=_say,
+        )  # fmt: skip
+    finally:
+        services.close()
+        signal.signal(signal.SIGTERM, previous)
+    report = chaos_report.build_stream(result)
+    chaos_report.write(report, json_path)
+    click.echo(chaos_report.markdown_stream(report))
     click.echo(f"report: {json_path}; logs: {run_dir}", err=True)
     sys.exit(0 if report["ok"] else 1)
 

@@ -27,7 +27,6 @@ import httpx
 from workers.harness.chaos.keeper import Keeper
 from workers.harness.chaos.monitor import Fault, Monitor
 from workers.harness.demo.supervisor import Child
-from workers.harness.fault_proxy import FaultProxy
 
 
 class Postgres(Protocol):
@@ -54,6 +53,17 @@ class RabbitNode(Protocol):
     def management_url(self) -> str: ...
 
 
+class Proxy(Protocol):
+    """The fault proxy in front of the broker (`FaultProxy`, or one per node of a cluster)."""
+
+    @property
+    def stats(self) -> Counter[str]: ...
+
+    def cut(self) -> None: ...
+    def delay(self, milliseconds: float) -> None: ...
+    def pass_through(self) -> None: ...
+
+
 @dataclass
 class Target:
     postgres: Postgres
@@ -62,7 +72,7 @@ class Target:
     keeper: Keeper
     stop: threading.Event
     vhost: str
-    proxy: FaultProxy | None = None
+    proxy: Proxy | None = None
     #: Set when every order is final: no recovery can be seen once there is nothing left to do.
     drive_over: threading.Event = field(default_factory=threading.Event)
     #: Proof that each fault fired: kills, restarts, proxy cuts...

@@ -8,7 +8,11 @@ node is back, the proxy passes again, the killed process was replaced).
 
 Recovery of one fault is the first sample at which a worker transaction **and** a relay batch
 that began after the fault was lifted have both committed: messages are consumed and published
-again. Throughput is compared over the fault's window and the same length of time just before it.
+again. It includes the time the broken part takes to come back (a RabbitMQ node's boot), so each
+fault also gets its **resume** time: the first sample at which a worker transaction and a relay
+batch that began after the fault *started* have both committed, while the part may still be
+down; for a node loss on a cluster, that is when the clients carry on through the surviving
+nodes. Throughput is compared over the fault's window and the same length of time just before it.
 While the database is down the samples are skipped, which is itself visible as a gap.
 """
 
@@ -100,11 +104,19 @@ class Monitor:
     # -- figures ----------------------------------------------------------------------------------
 
     def recovered_at(self, fault: Fault) -> float | None:
+        """When work begun after the fault was lifted had been consumed and published."""
         if fault.lifted is None:
             return None
-        lifted = fault.lifted
+        return self._work_after(fault.lifted)
+
+    def resumed_at(self, fault: Fault) -> float | None:
+        """When work begun after the fault started had been consumed and published, whether or
+        not the fault had been lifted by then (the platform carried on without the broken part)."""
+        return self._work_after(fault.started)
+
+    def _work_after(self, moment: float) -> float | None:
         for sample in self.samples:
-            if sample.at >= lifted and sample.last_commit > lifted and sample.last_publish > lifted:
+            if sample.at >= moment and sample.last_commit > moment and sample.last_publish > moment:
                 return sample.at
         return None
 
@@ -112,6 +124,7 @@ class Monitor:
         """Recovery time and throughput for one fault; "during" runs from its start until it
         recovered (or was lifted, if it never visibly recovered), at least a second."""
         recovered = self.recovered_at(fault)
+        resumed = self.resumed_at(fault)
         end = recovered or fault.lifted or fault.started
         during = max(end - fault.started, 1.0)
         before_start = max(fault.started - during, self.samples[0].at if self.samples else fault.started)
@@ -119,6 +132,7 @@ class Monitor:
             "fault": fault.what,
             "at_s": round(fault.started - self.samples[0].at, 1) if self.samples else 0.0,
             "down_s": round(fault.lifted - fault.started, 2) if fault.lifted else None,
+            "resumed_s": round(resumed - fault.started, 2) if resumed else None,
             "recovery_s": round(recovered - fault.started, 2) if recovered else None,
             "orders_per_s_before": self._rate(before_start, fault.started, "final"),
             "orders_per_s_during": self._rate(fault.started, fault.started + during, "final"),

@@ -82,7 +82,7 @@ def run_scenario(
             )
         supervisor = stack.enter_context(Supervisor(run_dir, say=say))
         with _environment({CRASH_POINTS_ENV: scenario.crash_points} if scenario.crash_points else {}):
-            running = _start(supervisor, child_settings)
+            running = start_with_retries(supervisor, child_settings)
         keeper = Keeper(supervisor, monitor)
         monitor.start()
         stack.callback(monitor.stop)
@@ -142,7 +142,7 @@ def run_scenario(
     }
 
 
-def _start(supervisor: Supervisor, settings: Settings) -> Stack:
+def start_with_retries(supervisor: Supervisor, settings: Settings) -> Stack:
     """The demo's stack; started again if a process could not start, which on a busy machine is
     most often a free port taken by someone else between the choice and the bind."""
     for attempt in range(STACK_ATTEMPTS):
