@@ -3,12 +3,16 @@
 Where errors come from, and who turns each into that shape:
 
     ApiError                          raised by routes and dependencies (401, 403, 404, 409, 422)
+    DATABASE_UNAVAILABLE              PostgreSQL down, restarting or out of connections, or no pooled
+                                      connection within `api_pool_timeout_s`: 503 with Retry-After
+                                      (a client retries later; a load balancer tries another node)
     RequestValidationError            FastAPI's parameter and body validation (422, one field each)
     starlette HTTPException           the router and body parsing (404, 405, 400 for a body that
       └── fastapi HTTPException       cannot be decoded); handled at the parent, so both are caught
-    any other Exception               a bug: `CatchAll` answers 500 without re-raising, so uvicorn
-                                      keeps the connection open and the caller still gets the shape
-    control characters, huge bodies   refused before routing (`workers.api.guards`), same shape
+    any other Exception               a bug: `workers.api.edge` answers 500 without re-raising, so
+                                      uvicorn keeps the connection open and the caller still gets
+                                      the shape (`log_unhandled`)
+    control characters, huge bodies   refused before routing (`workers.api.edge`), same shape
 
 `document_errors` writes the same shape and each route's possible statuses into the OpenAPI
 document, so the published contract is the one the server keeps (the schemathesis test checks it).
@@ -20,13 +24,15 @@ import json
 import logging
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope, Send
 
 from workers.api.metrics import route_template
 
@@ -54,6 +60,19 @@ DESCRIPTIONS = {
     500: "A server fault; the message never carries internal details",
     503: "A dependency (the database) is unavailable",
 }
+
+
+#: What PostgreSQL being unavailable raises: psycopg's OperationalError (a refused or lost
+#: connection, an administrator shutdown, the async pool's `PoolTimeout`), SQLAlchemy's wrapper of
+#: it, and SQLAlchemy's own pool timeout. Never a constraint violation or a bad statement: a bug
+#: stays a 500.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.TimeoutError,
+)
+#: Seconds a client is asked to wait before retrying while the database is unavailable.
+RETRY_AFTER_S = 5
 
 
 class FieldError(BaseModel):
@@ -98,6 +117,14 @@ def error_response(
     return JSONResponse(status_code=status, content=content, headers=headers or None)
 
 
+def database_unavailable_response() -> JSONResponse:
+    """503 with Retry-After. Sending the same request again is safe: an order or a cancellation is
+    accepted once per order id, and a request under its Idempotency-Key gets its first answer."""
+    message = f"the database is unavailable; send the same request again in {RETRY_AFTER_S} s"
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    return error_response(503, "database_unavailable", message, headers=headers)
+
+
 def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
     fields = []
     for item in error.errors():
@@ -107,7 +134,7 @@ def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers; call before any `add_middleware`, so `CatchAll` sits innermost."""
+    """Register the handlers and the documented error responses."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -119,44 +146,32 @@ def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
         return error_response(error.status, error.code, error.message, fields=error.fields)
 
+    async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+        log_unavailable(request.scope, error)
+        return database_unavailable_response()
+
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, database_unavailable)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = FRAMEWORK_CODES.get(error.status_code, "http_error")
         return error_response(error.status_code, code, str(error.detail), headers=dict(error.headers or {}))
 
-    app.add_middleware(CatchAll)
     document_errors(app)
 
 
-class CatchAll:
-    """Turn an unhandled exception into a logged 500 in the error shape, and swallow it.
+def log_unavailable(scope: Scope, error: Exception) -> None:
+    """A warning, not a traceback: the outage is the database's, and its own alerts say so."""
+    logger.warning("database unavailable", extra={"route": route_template(scope), "error": str(error)[:200]})
 
-    Starlette's own last-resort handler re-raises after answering, and uvicorn then closes the
-    connection; answering here instead keeps keep-alive connections (and proxies' pools) intact.
-    """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            # The route template, never the raw path (ids in paths are personal data).
-            logger.exception("unhandled error", extra={"route": route_template(scope)})
-            if started:
-                raise  # half a response is on the wire; only closing the connection is honest
-            await send_error(send, 500, "internal_error", "the server failed; the error was logged")
+def log_unhandled(scope: Scope) -> None:
+    """Log the exception being handled, a bug, under the route template (never the raw path: ids
+    in paths are personal data). `workers.api.edge` then answers 500 without re-raising: Starlette's
+    own last-resort handler re-raises after answering, and uvicorn then closes the connection;
+    answering instead keeps keep-alive connections (and proxies' pools) intact."""
+    logger.exception("unhandled error", extra={"route": route_template(scope)})
 
 
 async def send_error(send: Send, status: int, code: str, message: str) -> None:
@@ -206,6 +221,8 @@ def _statuses(path: str, operation: dict[str, Any]) -> list[int]:
         statuses.append(404)  # a path parameter holding `/` matches no route
     if operation.get("security"):
         statuses += [401, 403]
+    if "health" not in operation.get("tags", []):
+        statuses.append(503)  # every route but the probes asks the database
     declared = [int(code) for code in operation.get("responses", {}) if code.isdigit() and int(code) >= 400]
     return sorted(set(statuses) | set(declared))
 

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
+from starlette.datastructures import State
 
 from shared.fees import FeeSchedule, MarketCurrencyMismatch, UnknownMarket, fee_schedule_from_settings
 from shared.idempotency import content_hash
@@ -100,8 +101,9 @@ class OrderDetail(BaseModel):
 
 
 def _submission(
-    request: Request,
     *,
+    method: str,
+    path: str,
     service: str,
     http_key: str | None,
     correlation_id: str | None,
@@ -114,7 +116,7 @@ def _submission(
     return intake.Submission(
         service=service,
         http_key=http_key,
-        digest=idempotency.request_hash(request.method, request.url.path, canonical),
+        digest=idempotency.request_hash(method, path, canonical),
         payload=payload,
         message_key=message_key,
         order_id=order_id,
@@ -133,10 +135,37 @@ async def place_order(
     traceparent: TraceParent = None,
 ) -> JSONResponse:
     """An order was placed and paid: fulfil it. Answers 202 once the job is durably queued."""
-    submission = _submission(
-        request,
+    # Served by `workers.api.order_shortcut` when the request is well formed; this declaration
+    # documents the route and answers every request the shortcut hands over.
+    return await accept_order(
+        request.app.state,
+        order,
+        method=request.method,
+        path=request.url.path,
         service=service,
         http_key=idempotency_key,
+        correlation_id=correlation_id,
+        traceparent=traceparent,
+    )
+
+
+async def accept_order(
+    state: State,
+    order: PlaceOrder,
+    *,
+    method: str,
+    path: str,
+    service: str,
+    http_key: str | None,
+    correlation_id: str | None,
+    traceparent: str | None,
+) -> JSONResponse:
+    """`POST /v1/orders` once the body is a valid `PlaceOrder` and the caller may enqueue."""
+    submission = _submission(
+        method=method,
+        path=path,
+        service=service,
+        http_key=http_key,
         correlation_id=correlation_id,
         traceparent=traceparent,
         payload=order,
@@ -153,11 +182,11 @@ async def place_order(
         "resend the original body or use a new order id",
     )
     return await intake.submit(
-        request.app.state.pool,
+        state.pool,
         submission,
         admission,
         refusals={accepted.Acceptance.CONFLICT: conflict},
-        refused_before=_refusal_without_database(request, order),
+        refused_before=_refusal_without_database(state, order),
     )
 
 
@@ -174,7 +203,8 @@ async def cancel_order(
     """Ask for a cancellation; fulfilment refuses it if the parcel has already shipped."""
     payload = CancelOrder(order_id=order_id, reason=body.reason if body else "buyer_request")
     submission = _submission(
-        request,
+        method=request.method,
+        path=request.url.path,
         service=service,
         http_key=idempotency_key,
         correlation_id=correlation_id,
@@ -193,21 +223,21 @@ async def cancel_order(
     return await intake.submit(request.app.state.pool, submission, admission, refusals=refusals)
 
 
-def _refusal_without_database(request: Request, order: PlaceOrder) -> ApiError | None:
+def _refusal_without_database(state: State, order: PlaceOrder) -> ApiError | None:
     """What the route refuses before asking the database (answered after the key's replay)."""
     try:
-        _check_against_schedule(_fee_schedule(request), order)
+        _check_against_schedule(_fee_schedule(state), order)
         _check_placed_at(order.placed_at)
     except ApiError as refused:
         return refused
     return None
 
 
-def _fee_schedule(request: Request) -> FeeSchedule:
+def _fee_schedule(state: State) -> FeeSchedule:
     """The schedule the workers load from the same settings; parsed once per app."""
-    schedule: FeeSchedule | None = getattr(request.app.state, "fee_schedule", None)
+    schedule: FeeSchedule | None = getattr(state, "fee_schedule", None)
     if schedule is None:
-        schedule = request.app.state.fee_schedule = fee_schedule_from_settings(request.app.state.settings)
+        schedule = state.fee_schedule = fee_schedule_from_settings(state.settings)
     return schedule
 
 

@@ -10,6 +10,10 @@ Opened in the app's lifespan, closed at shutdown. It grows to `database_pool_siz
 keeps two open when idle; the sync engine opens its own connections only when a sync route runs,
 so an API process counts `database_pool_size` (+ the engine's, when read routes are busy) in the
 connection budget (docs/operations/postgres-at-scale.md).
+
+A request waits `api_pool_timeout_s` for a connection (psycopg_pool's default is 30 s); past it,
+PostgreSQL is down or every connection busy, and the request is answered 503 with Retry-After
+(`workers.api.errors`) instead of holding its client.
 """
 
 from __future__ import annotations
@@ -33,5 +37,6 @@ def build_pool(settings: Settings) -> Pool:
         min_size=size,
         max_size=size,
         kwargs={"autocommit": True, **connect_options(settings)},
+        timeout=settings.api_pool_timeout_s,
         open=False,
     )

@@ -12,9 +12,7 @@ from __future__ import annotations
 import unicodedata
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from workers.api.errors import send_error
+from starlette.types import Scope
 
 #: Unicode categories refused: control characters (C0, DEL, C1) and lone surrogates.
 REFUSED_CATEGORIES = frozenset({"Cc", "Cs"})
@@ -22,6 +20,8 @@ REFUSED_CATEGORIES = frozenset({"Cc", "Cs"})
 
 def control_character(value: str) -> str | None:
     """The first refused character of `value` as a readable escape (`'\\x00'`), or None."""
+    if value.isprintable():  # the common case, in C: no printable character is Cc or Cs
+        return None
     for char in value:
         if unicodedata.category(char) in REFUSED_CATEGORIES:
             return ascii(char)
@@ -32,22 +32,8 @@ def refusal(where: str, found: str) -> str:
     return f"{where} contains the control character {found}; only printable text is accepted"
 
 
-class PrintableRequests:
-    """400 for a path or query string holding a control character (percent-encoded or not)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            problem = _problem(scope)
-            if problem is not None:
-                await send_error(send, 400, "invalid_characters", problem)
-                return
-        await self.app(scope, receive, send)
-
-
-def _problem(scope: Scope) -> str | None:
+def problem(scope: Scope) -> str | None:
+    """Why the path or query string is refused (a 400 before routing, `workers.api.edge`), or None."""
     found = control_character(str(scope.get("path", "")))
     if found is not None:
         return refusal("the path", found)

@@ -1,12 +1,13 @@
 """One log line per API request, and the request's correlation id and trace carried into its jobs.
 
-Each request gets its correlation id (the caller's `X-Correlation-Id`, or a new one) and its
-trace context (the caller's `traceparent` if well formed, or a new trace) here, before routing,
-written back into the request's headers. The routes read those headers when they enqueue, so the
-request's log line and every message it causes share one correlation id and one trace id
-(`shared.tracing`): `trace_id` finds an order from its HTTP request to its last follow-up. What a
-route would have done with the headers is unchanged: a missing or malformed traceparent already
-meant a new trace, and over-long headers are left alone for the route to refuse.
+Each request gets its correlation id (the caller's `X-Correlation-Id`, or a new one) and its trace
+context (the caller's `traceparent` if well formed, or a new trace) before routing, from the API's
+one middleware (`workers.api.edge.RequestEdge`), written back into the request's headers. The
+routes read those headers when they enqueue, so the request's log line and every message it
+causes share one correlation id and one trace id (`shared.tracing`): `trace_id` finds an order
+from its HTTP request to its last follow-up. What a route would have done with the headers is
+unchanged: a missing or malformed traceparent already meant a new trace, and over-long headers
+are left alone for the route to refuse.
 
 The line (logger `circulate.api`): route template (never the raw path), method, status,
 duration_ms, correlation_id, trace_id. The same ids are bound for the request's duration, so a
@@ -16,15 +17,11 @@ route's own log lines carry them. Probes and scrapes (/healthz, /readyz, /metric
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 
-import structlog
-from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
-from shared.tracing import accept_traceparent, trace_id
-from workers.api.metrics import route_template
+from shared.tracing import accept_traceparent
 
 logger = logging.getLogger("circulate.api")
 
@@ -36,31 +33,12 @@ MAX_TRACEPARENT = 100
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-class RequestLog:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+def RequestLog(app: ASGIApp) -> ASGIApp:  # the name the layer had on its own
+    """The API's request layer (`workers.api.edge.RequestEdge`) around `app`: ids, log line and
+    metrics, without a body limit or shortcuts (for apps other than the API's)."""
+    from workers.api.edge import RequestEdge  # the edge imports this module
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        correlation_id, traceparent = assign_ids(scope)
-        ids = {"correlation_id": correlation_id[:MAX_CORRELATION_ID], "trace_id": trace_id(traceparent)}
-        status = 500  # what the server answers when the app raises before responding
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        tokens = structlog.contextvars.bind_contextvars(**ids)
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            structlog.contextvars.reset_contextvars(**tokens)
-            _log(scope, status, time.perf_counter() - started, ids)
+    return RequestEdge(app)
 
 
 def assign_ids(scope: Scope) -> tuple[str, str]:
@@ -78,8 +56,8 @@ def assign_ids(scope: Scope) -> tuple[str, str]:
     return correlation_id, traceparent
 
 
-def _log(scope: Scope, status: int, seconds: float, ids: dict[str, str | None]) -> None:
-    route = route_template(scope)
+def log_request(route: str, scope: Scope, status: int, seconds: float, ids: dict[str, str | None]) -> None:
+    """The request's line, once it is answered (`workers.api.edge`)."""
     level = logging.ERROR if status >= 500 else logging.INFO
     if route in QUIET_ROUTES and status < 500:
         level = logging.DEBUG
@@ -91,8 +69,3 @@ def _log(scope: Scope, status: int, seconds: float, ids: dict[str, str | None]) 
         **ids,
     }
     logger.log(level, "http request", extra=fields)
-
-
-def install_request_log(app: FastAPI) -> None:
-    """Add the request log; call it after BodySizeLimit, so a 413 is logged too."""
-    app.add_middleware(RequestLog)
