@@ -46,7 +46,7 @@ from workers.harness.demo.prepare import prepare
 from workers.harness.demo.report import build_report
 from workers.harness.demo.scenario import build_scenario
 from workers.harness.demo.settle import wait_until_quiet
-from workers.harness.demo.supervisor import Supervisor
+from workers.harness.demo.supervisor import Child, Supervisor
 from workers.harness.fault_proxy import FaultProxy
 
 ORDER = ("worker_kills", "database_restarts", "broker_network", "broker_node_loss", "crash_points")
@@ -242,20 +242,23 @@ def _inject_in_turn(
 def _arm_crash_points(target: Target, spec: str, say: Callable[[str], None]) -> None:
     """Restart the relay and the workers with the crash points set; wait until they work again."""
     say(f"stream: arming crash points {spec}: restarting the relay and the workers")
-    for name in ("relay", "worker"):
-        for child in target.keeper.children(name):
-            if child.alive():
-                child.env = {**child.env, CRASH_POINTS_ENV: spec}
-                child.process.send_signal(signal.SIGTERM)
     arming = target.monitor.fault("arming crash points (relay and workers restarted)")
-    while any(child.alive() and CRASH_POINTS_ENV not in child.env for child in _stack(target)):
+    stopped = [child for child in _stack(target) if child.alive()]
+    for child in stopped:
+        # The keeper starts the replacement with the stopped child's environment.
+        child.env = {**child.env, CRASH_POINTS_ENV: spec}
+        child.process.send_signal(signal.SIGTERM)
+    while any(child.alive() for child in stopped) and not target.stop.is_set():
         target.stop.wait(0.25)
+    while len([child for child in _stack(target) if child.alive()]) < len(stopped):
+        if target.stop.wait(0.1):
+            break
     arming.lift()
     target.wait_recovered(arming, timeout_s=120.0)
     target.monitor.faults.remove(arming)  # the arming is preparation, not the segment's fault
 
 
-def _stack(target: Target) -> list[Any]:
+def _stack(target: Target) -> list[Child]:
     return target.keeper.children("relay") + target.keeper.children("worker")
 
 
