@@ -10,6 +10,11 @@ A source that cannot be read drops its metrics from that scrape and sets
 `circulate_exporter_source_up{source}` to 0, rather than repeating stale values; every SQL
 aggregate runs in its own transaction under a statement timeout, so one bad query (a table
 another migration has not created yet) spoils nothing else.
+
+Liveness: the main thread writes the heartbeat (`shared.heartbeat.LoopHeartbeat`, role
+`exporter`) every second with the time the exporter last made progress: now while no scrape is
+being collected, else when the collection in progress began. A collection stuck on a source that
+never answers (it holds the lock every later scrape waits on) lets the beat go stale.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from shared import outbox, schedule
 from shared.config import QUEUES, Settings
 from shared.db import build_engine
 from shared.dead_letters import archive
+from shared.heartbeat import LoopHeartbeat
 from shared.metrics import ExporterMetrics
 from shared.metrics_runtime import serve_metrics, stop_serving
 from shared.topology import management_client
@@ -111,6 +117,7 @@ class Exporter(Collector):
         self._monotonic = monotonic
         self._history = PublishHistory()
         self._lock = threading.Lock()
+        self._collecting_since: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Exporter:
@@ -126,10 +133,19 @@ class Exporter(Collector):
 
     def collect(self) -> list[Metric]:
         with self._lock:  # two scrapers at once must not interleave the age history
-            gauges = ExporterMetrics()
-            gauges.source_up.labels("rabbitmq").set(self._collect_queues(gauges))
-            gauges.source_up.labels("database").set(self._collect_database(gauges))
+            self._collecting_since = self._clock()
+            try:
+                gauges = ExporterMetrics()
+                gauges.source_up.labels("rabbitmq").set(self._collect_queues(gauges))
+                gauges.source_up.labels("database").set(self._collect_database(gauges))
+            finally:
+                self._collecting_since = None
         return [family for gauge in gauges.all() for family in gauge.collect()]
+
+    def last_progress(self) -> float:
+        """Now while no scrape is being collected, else when the collection in progress began."""
+        since = self._collecting_since
+        return self._clock() if since is None else since
 
     def _collect_queues(self, gauges: ExporterMetrics) -> bool:
         try:
@@ -206,6 +222,7 @@ def _ledger(connection: Connection, gauges: ExporterMetrics) -> None:
 def run_exporter(settings: Settings, host: str, port: int) -> None:
     """Serve the exporter on host:port until SIGTERM or SIGINT."""
     exporter = Exporter.from_settings(settings)
+    heartbeat = LoopHeartbeat.for_role(settings.heartbeat_dir, "exporter")
     registry = CollectorRegistry()
     registry.register(exporter)
     server = serve_metrics(registry, host=host, port=port)
@@ -213,8 +230,15 @@ def run_exporter(settings: Settings, host: str, port: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        while not stop.wait(1.0):
-            pass
+        beat_until(stop, exporter, heartbeat)
     finally:
         stop_serving(server)
         exporter.close()
+
+
+def beat_until(
+    stop: threading.Event, exporter: Exporter, heartbeat: LoopHeartbeat, *, every_s: float = 1.0
+) -> None:
+    """Write the exporter's progress to its heartbeat every `every_s` until `stop` is set."""
+    while not stop.wait(every_s):
+        heartbeat.progressed(at=exporter.last_progress())

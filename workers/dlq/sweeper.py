@@ -9,7 +9,9 @@ transaction, then one multiple-ack. If the database fails, the unacked copies go
 Each pass also deletes for good what was purged more than `CIRCULATE_DLQ_PURGE_RETENTION_DAYS`
 ago. After a sweep the `.XQ` queues are empty and the archive is the single source of truth, so no
 dead message can expire or be lost with a queue. `circulate dlq sweep` runs one pass; `--loop`
-runs one every `--interval` seconds until SIGTERM or Ctrl-C.
+runs one every `--interval` seconds until SIGTERM or Ctrl-C, and beats the heartbeat
+(`shared.heartbeat.LoopHeartbeat`, role `dlq-sweeper`) after each batch and each second of its
+wait: a pass stuck on the broker or the database lets the beat go stale.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import logging
 import signal
 import socket
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.broker_nodes import blocking_connection
 from shared.config import QUEUES, Settings
 from shared.dead_letters.changes import archive_swept, audit, expire_purged
+from shared.heartbeat import LoopHeartbeat
 from workers.dlq import deaths
 
 logger = logging.getLogger(__name__)
@@ -59,8 +64,9 @@ def sweep_once(
     operator: str = "sweeper",
     queues: tuple[str, ...] = QUEUES,
     batch_size: int = 100,
+    progressed: Callable[[], None] = lambda: None,
 ) -> SweepResult:
-    """One pass over every `.XQ`; audited when it moved anything."""
+    """One pass over every `.XQ`; audited when it moved anything. `progressed` after each batch."""
     result = SweepResult()
     host = f"sweeper@{socket.gethostname()}"
     connection = blocking_connection(settings)
@@ -69,7 +75,7 @@ def sweep_once(
         for queue in queues:
             xq, limit = xq_name(queue), settings.delivery_limit
             while _sweep_batch(channel, sessions, xq, result, host=host, size=batch_size, limit=limit):
-                pass
+                progressed()
     finally:
         if connection.is_open:
             connection.close()
@@ -119,11 +125,34 @@ def sweep_forever(settings: Settings, sessions: sessionmaker[Session], *, interv
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    heartbeat = LoopHeartbeat.for_role(settings.heartbeat_dir, "dlq-sweeper")
+    sweep_until(stop, settings, sessions, interval_s=interval_s, heartbeat=heartbeat)
+
+
+def sweep_until(
+    stop: threading.Event,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    *,
+    interval_s: float,
+    heartbeat: LoopHeartbeat,
+) -> None:
+    """The loop of `sweep_forever`, beating `heartbeat` as it goes, until `stop` is set."""
     while not stop.is_set():
         try:
-            result = sweep_once(settings, sessions)
+            result = sweep_once(settings, sessions, progressed=heartbeat.progressed)
             if result.moved:
                 logger.info(result.summary())
         except Exception:
             logger.exception("sweep failed; trying again in %ss", interval_s)
-        stop.wait(interval_s)
+        _wait_beating(stop, interval_s, heartbeat)
+
+
+def _wait_beating(stop: threading.Event, seconds: float, heartbeat: LoopHeartbeat) -> None:
+    """Wait `seconds` (or until `stop`), beating each second: a sweeper waiting is a live one."""
+    deadline = time.monotonic() + seconds
+    while True:
+        heartbeat.progressed()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or stop.wait(min(1.0, remaining)):
+            return
