@@ -133,14 +133,6 @@ def follow_up_key(parent_key: str | None, kind: str, suffix: str = "") -> str:
     return f"{key}:{suffix}" if suffix else key
 
 
-@dataclass(frozen=True)
-class PendingMessage:
-    id: int
-    message_id: uuid.UUID
-    queue_name: str
-    body: bytes
-
-
 def backlog(session: Session) -> tuple[int, float]:
     """Rows due and not yet published, and how long the oldest has been due, in seconds.
 

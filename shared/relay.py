@@ -12,29 +12,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 import aiormq
 import psycopg
-from aiormq.abc import AbstractChannel
+from aiormq.abc import AbstractChannel, ConfirmationFrameType
 from pamqp import commands as spec
 
 from shared import crash_points
 from shared.broker_nodes import connect_any
-from shared.outbox import PendingMessage
 
 logger = logging.getLogger(__name__)
 
 # Due rows only: a scheduled row waits here until `available_at` (ix_outbox_due serves both the
-# filter and the order).
+# filter and the order). The message id comes as text: it goes to the broker as text, and loading
+# it as a UUID only to print it again cost more per row than anything else of the relay's own.
 _CLAIM = (
-    "SELECT id, message_id, queue_name, body FROM outbox "
+    "SELECT id, message_id::text, queue_name, body FROM outbox "
     "WHERE published_at IS NULL AND available_at <= now() "
     "ORDER BY available_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
 )
 _MARK = "UPDATE outbox SET published_at = now() WHERE id = ANY(%(ids)s)"
+
+
+#: A claimed row: id, message id, queue, body.
+_Row = tuple[int, str, str, bytes]
 
 
 @dataclass(frozen=True)
@@ -46,38 +51,51 @@ class PassResult:
 async def relay_once(
     conn: psycopg.AsyncConnection[tuple[object, ...]], channel: AbstractChannel, *, limit: int
 ) -> PassResult:
-    """Publish up to `limit` rows; returns how many were claimed and how many confirmed."""
-    async with conn.transaction():
+    """Publish up to `limit` rows; returns how many were claimed and how many confirmed.
+
+    In pipeline mode the transaction's BEGIN travels with the claim, and the mark with the COMMIT:
+    two round trips a pass instead of four, and the first message leaves one round trip sooner.
+    """
+    async with conn.pipeline(), conn.transaction():
         cursor = await conn.execute(_CLAIM, {"limit": limit})
-        rows = [PendingMessage(*row) for row in await cursor.fetchall()]  # type: ignore[arg-type]
+        rows = cast(list[_Row], await cursor.fetchall())
         if not rows:
             return PassResult(0, 0)
-        results = await asyncio.gather(*(_publish(channel, row) for row in rows), return_exceptions=True)
+        results = await asyncio.gather(*_publishes(channel, rows), return_exceptions=True)
         if channel.is_closed:
             # Nothing more can be confirmed on this channel: roll the batch back and reconnect.
             raise ConnectionError("the AMQP channel closed while publishing")
         crash_points.reach("relay.after_publish")
-        confirmed = [row.id for row, result in zip(rows, results, strict=True) if result is True]
+        confirmed = []
         for row, result in zip(rows, results, strict=True):
-            if result is not True:
-                logger.warning("outbox row %s not confirmed by the broker: %r", row.id, result)
+            if isinstance(result, spec.Basic.Ack):
+                confirmed.append(row[0])
+            else:
+                logger.warning("outbox row %s not confirmed by the broker: %r", row[0], result)
         if confirmed:
             await conn.execute(_MARK, {"ids": confirmed})
     return PassResult(len(rows), len(confirmed))
 
 
-async def _publish(channel: AbstractChannel, row: PendingMessage) -> bool:
-    routing_key = row.queue_name
-    properties = spec.Basic.Properties(
-        delivery_mode=2,
-        content_type="application/json",
-        message_id=str(row.message_id),
-        timestamp=datetime.now(UTC),
-    )
-    confirmation = await channel.basic_publish(
-        bytes(row.body), routing_key=routing_key, properties=properties, mandatory=True
-    )
-    return isinstance(confirmation, spec.Basic.Ack)
+def _publishes(
+    channel: AbstractChannel, rows: list[_Row]
+) -> Iterator[Awaitable[ConfirmationFrameType | None]]:
+    """One publish per row, each resolving to the broker's confirmation (`Basic.Ack` or not).
+
+    `wait=False`: a publish hands its frames to the connection's writer and goes on to wait for
+    its confirmation, instead of holding the channel's lock until the writer has flushed them, so
+    the batch's frames are queued in one go. The batch bounds what is in flight (it is the
+    window), which is what the flush would otherwise do. One timestamp per pass: AMQP's is in
+    whole seconds.
+    """
+    # aiormq's abstract channel leaves `wait` out; `Connection.channel` makes a `Channel`, which has it.
+    publish = cast(aiormq.Channel, channel).basic_publish
+    now = datetime.now(UTC)
+    for _, message_id, queue_name, body in rows:
+        properties = spec.Basic.Properties(
+            delivery_mode=2, content_type="application/json", message_id=message_id, timestamp=now
+        )
+        yield publish(body, routing_key=queue_name, properties=properties, mandatory=True, wait=False)
 
 
 async def open_channel(amqp_urls: Sequence[str]) -> tuple[aiormq.abc.AbstractConnection, AbstractChannel]:
