@@ -16,6 +16,8 @@ Differences from a stock `RabbitmqBroker`, each on purpose:
   retry delay, is moved to the PostgreSQL schedule (`shared.schedule`) and the delivery acked;
 - a middleware hook that raises never lets a failed message be acked away (`emit_before` and
   `emit_after` below);
+- a hook is called only on the middleware whose class defines it (`shared.middleware_dispatch`),
+  not on every middleware for every message; order and failure handling are Dramatiq's;
 - it connects to the first live node of `CIRCULATE_AMQP_URL` (`shared.broker_nodes`), and a
   consumer that lost its connection reconnects after a capped, jittered wait;
 - an ack or nack that can no longer be sent (the delivery's channel died with its node) is
@@ -62,6 +64,7 @@ from shared.broker_nodes import ReconnectBackoff, pika_parameters
 from shared.config import QUEUES, Settings
 from shared.errors import InvalidMessage, MiddlewareFailed
 from shared.metrics import ACKS_LOST
+from shared.middleware_dispatch import HookTable
 
 UNDECODABLE_ACTOR = "circulate.undecodable"
 
@@ -257,6 +260,7 @@ class CirculateBroker(RabbitmqBroker):
     """Dramatiq's RabbitMQ broker with Circulate's queue arguments (see the module docstring)."""
 
     def __init__(self, *, settings: Settings, middleware: list[Middleware]) -> None:
+        self._hooks = HookTable()
         super().__init__(url=settings.amqp_urls, confirm_delivery=True, middleware=middleware)
         # Every node, from a random first one: pika tries each in turn on every (re)connect.
         self.parameters = pika_parameters(settings.amqp_urls)
@@ -269,6 +273,25 @@ class CirculateBroker(RabbitmqBroker):
         self.delay_max_ms = settings.broker_delay_max_ms
         #: Set by the worker process at boot (it owns the database); None elsewhere.
         self.scheduler: Scheduler | None = None
+
+    @property
+    def middleware(self) -> list[Middleware]:
+        """The middleware in order; assign a new list or use `add_middleware` (both re-read it)."""
+        return self._hooks.middleware
+
+    @middleware.setter
+    def middleware(self, middleware: list[Middleware]) -> None:
+        self._hooks.middleware = middleware
+
+    def add_middleware(
+        self,
+        middleware: Middleware,
+        *,
+        before: type[Middleware] | None = None,
+        after: type[Middleware] | None = None,
+    ) -> None:
+        super().add_middleware(middleware, before=before, after=after)
+        self._hooks.forget()
 
     @property
     def consumer_class(self) -> type[CirculateConsumer]:
@@ -314,20 +337,27 @@ class CirculateBroker(RabbitmqBroker):
         Raised from here, the worker treats it as the attempt's exception (retried, then
         dead-lettered with the reason), never as success.
         """
+        hook = "before_" + signal
         if signal not in _GUARDED_BEFORE:
-            super().emit_before(signal, *args, **kwargs)
+            for middleware in self._hooks.before(hook):
+                try:
+                    getattr(middleware, hook)(self, *args, **kwargs)
+                except MiddlewareError:
+                    raise
+                except Exception:
+                    self.logger.critical("Unexpected failure in %s of %r.", hook, middleware, exc_info=True)
             return
         if delivered_on_closed_connection(args[0]):
             # Before any middleware: nothing is started, so nothing is counted or logged for it.
             args[0]._circulate_stale = True
             raise StaleDelivery("its connection is gone; RabbitMQ redelivers it")
-        for middleware in self.middleware:
+        for middleware in self._hooks.before(hook):
             try:
-                getattr(middleware, "before_" + signal)(self, *args, **kwargs)
+                getattr(middleware, hook)(self, *args, **kwargs)
             except MiddlewareError:
                 raise
             except Exception as error:
-                raise MiddlewareFailed(_hook_failure(middleware, "before_" + signal, error)) from error
+                raise MiddlewareFailed(_hook_failure(middleware, hook, error)) from error
         _fail_if_rejected(args[0])
 
     def emit_after(self, signal: str, *args: Any, **kwargs: Any) -> None:
@@ -338,21 +368,26 @@ class CirculateBroker(RabbitmqBroker):
         Here the message is marked failed instead, so it is rejected to its `.XQ` with the reason.
         After a successful attempt the effects are committed, and the ack stands.
         """
+        hook = "after_" + signal
         if signal not in _GUARDED_AFTER:
-            super().emit_after(signal, *args, **kwargs)
+            for middleware in self._hooks.after(hook):
+                try:
+                    getattr(middleware, hook)(self, *args, **kwargs)
+                except Exception:
+                    self.logger.critical("Unexpected failure in %s of %r.", hook, middleware, exc_info=True)
             return
         message = args[0]
         attempt_failed = signal == "skip_message" or kwargs.get("exception") is not None
-        for middleware in reversed(self.middleware):
+        for middleware in self._hooks.after(hook):
             try:
-                getattr(middleware, "after_" + signal)(self, *args, **kwargs)
+                getattr(middleware, hook)(self, *args, **kwargs)
             except Exception as error:
                 self.logger.critical(
                     "Unexpected failure in after_%s of %r.", signal, middleware, exc_info=True
                 )
                 if attempt_failed and not message.failed:
                     earlier = getattr(message, "_exception", None)
-                    reason = _hook_failure(middleware, "after_" + signal, error)
+                    reason = _hook_failure(middleware, hook, error)
                     if earlier is not None:
                         reason += f"; the attempt had failed with {type(earlier).__name__}: {earlier}"
                     failure = MiddlewareFailed(reason)
