@@ -85,7 +85,8 @@ def markdown_stream(report: dict[str, Any]) -> str:
     lines = [
         f"{stream['orders']} orders in {stream['elapsed_s']} s ({stream['orders_per_s']} orders/s); "
         f"invariants {held}/{len(stream['invariants'])} hold; unplanned dead letters "
-        f"{stream['unplanned_dead_letters']}; redeliveries {_shown(stream['redeliveries'])}; "
+        f"{stream['unplanned_dead_letters']}; redeliveries (summed over the segments that could count them) "
+        f"{_shown(stream['redeliveries'])}; "
         f"duplicates suppressed {stream['duplicates_suppressed']['total']}"
         + (
             f"; segments not reached: {', '.join(stream['segments_not_reached'])}"

@@ -171,7 +171,10 @@ def run_stream(
         "invariant_details": report["invariant_details"],
         "unplanned_dead_letters": dead,
         "dead_letters": report["dead_letters"],
-        "redeliveries": redelivered,
+        # A node restart resets RabbitMQ's counters of the queues it led, so the figure read at the
+        # end misses what came before the rolling restart; the segments' own figures are summed.
+        "redeliveries": sum(s["redeliveries"] for s in segments if s["redeliveries"] is not None),
+        "redeliveries_read_at_end": redelivered,
         "duplicates_suppressed": report["duplicates_suppressed"],
         "elapsed_s": report["throughput"]["elapsed_s"],
         "orders_per_s": report["throughput"]["orders_per_s"],
