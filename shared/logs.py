@@ -28,10 +28,12 @@ the rule stays that payloads are never logged: MessageLog logs the order id and 
 from __future__ import annotations
 
 import functools
+import json as _json
 import logging
 import re
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import structlog
@@ -213,7 +215,7 @@ def build_formatter(*, json: bool = True) -> structlog.stdlib.ProcessorFormatter
         if json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    return structlog.stdlib.ProcessorFormatter(
+    return (JSONLineFormatter if json else structlog.stdlib.ProcessorFormatter)(
         foreign_pre_chain=_shared_processors(),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -223,6 +225,48 @@ def build_formatter(*, json: bool = True) -> structlog.stdlib.ProcessorFormatter
             renderer,
         ],
     )
+
+
+#: Attributes every LogRecord has; any other is an `extra` field (as structlog's ExtraAdder reads it).
+_RECORD_KEYS = frozenset(logging.LogRecord("name", 0, "pathname", 0, "msg", (), None).__dict__)
+
+
+class JSONLineFormatter(structlog.stdlib.ProcessorFormatter):
+    """The JSON formatter, with the chain's steps written out for a plain stdlib record.
+
+    Most lines are plain records without a traceback: the message log line of every message,
+    Dramatiq's and the libraries' lines. For those, `format_plain` builds the same fields in the
+    same order as the processor chain of `build_formatter` would (contextvars, level, logger,
+    extras, timestamp, pid, thread; then `_tidy` and `redact`, the same functions), without
+    copying the record or calling six processor objects: about a third of the cost of a line.
+    A structlog call, or a record with a traceback or stack, takes the chain itself.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.stack_info or "_logger" in record.__dict__:
+            return super().format(record)
+        return format_plain(record)
+
+
+def format_plain(record: logging.LogRecord) -> str:
+    """One JSON line for a plain stdlib record: `build_formatter`'s chain, step by step."""
+    event: EventDict = {"event": record.getMessage()}
+    structlog.contextvars.merge_contextvars(None, "", event)
+    event["level"] = _level(record.levelname)
+    event["logger"] = record.name
+    for key, value in record.__dict__.items():
+        if key not in _RECORD_KEYS:
+            event[key] = value
+    event["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    event["process"] = record.process
+    event["thread_name"] = record.threadName
+    return _json.dumps(redact(None, "", _tidy(None, "", event)), default=str)
+
+
+def _level(levelname: str) -> str:
+    """As structlog's `add_log_level` names a stdlib record's level (`warn` and `exception` mapped)."""
+    name = levelname.lower()
+    return {"warn": "warning", "exception": "error"}.get(name, name)
 
 
 def _tidy(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
