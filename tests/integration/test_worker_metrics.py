@@ -95,8 +95,9 @@ def test_the_worker_cli_serves_every_process_metrics_on_one_port(worker_cli, bro
     labels = {"queue": "fulfilment", "actor": actor.actor_name}
     succeeded = key("circulate_messages_total", outcome="succeeded", **labels)
 
-    # Given the CLI answers on its metrics port (the stale file of an earlier run is gone)
-    wait_until(lambda: scrape(port), timeout=30, interval=0.2)
+    # Given the CLI answers on its metrics port (the stale file of an earlier run is gone). Its
+    # two processes import everything before they answer: 33 s at a load average of 35 on 2 cores.
+    wait_until(lambda: scrape(port), timeout=120, interval=0.2)
     # When six orders are handled by its two processes
     for _ in range(6):
         payload = place_order()
