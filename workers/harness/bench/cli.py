@@ -97,6 +97,8 @@ def bench(
 
 def ratios(summaries: list[Summary]) -> list[tuple[str, float | None, str]]:
     """The issue's targets as ratios of this run's medians (None where a contender did not run)."""
+    from workers.harness.bench.http import ratios as http_ratios  # imports the API; only when run
+
     by_key = {s.key: s for s in summaries}
 
     def rate(a: str, b: str) -> float | None:
@@ -117,4 +119,5 @@ def ratios(summaries: list[Summary]) -> list[tuple[str, float | None, str]]:
         ("bare (quorum) / stock (classic), msg/s: the queue type's cost", rate("bare", "stock"), "reported"),
         ("relay / raw publish (quorum), msg/s", rate("relay-quorum", "raw-quorum"), ">= 0.9"),
         ("relay / raw publish (classic), msg/s", rate("relay-classic", "raw-classic"), ">= 0.9"),
+        *http_ratios(summaries),
     ]

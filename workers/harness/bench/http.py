@@ -39,7 +39,7 @@ from shared.db import build_engine, build_sessionmaker, libpq_url
 from shared.migrate import create_database_if_missing, migrate
 from workers.api.tokens import create_token
 from workers.harness.bench import load, procstat
-from workers.harness.bench.report import Figure
+from workers.harness.bench.report import Figure, Summary, load_average
 from workers.harness.bench.sections import BenchContext
 from workers.harness.demo.supervisor import free_port, tcp_open
 
@@ -166,12 +166,29 @@ async def _offer_orders(url: str, token: str, rate: float, duration_s: float) ->
         return await load.offer(send, rate=rate, duration_s=duration_s)
 
 
+def ratios(summaries: list[Summary]) -> list[tuple[str, float | None, str]]:
+    """The API against the bare endpoint, from this run's medians (None where one did not run)."""
+    by_key = {s.key: s for s in summaries if s.section == "http"}
+    api, bare = by_key.get("api"), by_key.get("bare-asgi")
+    if api is None or bare is None:
+        return [(_RATE_RATIO, None, ">= 0.5"), (_CPU_RATIO, None, "reported")]
+    cpu = api.cpu_s_per_1k / bare.cpu_s_per_1k if api.cpu_s_per_1k and bare.cpu_s_per_1k else None
+    return [(_RATE_RATIO, api.median / bare.median, ">= 0.5"), (_CPU_RATIO, cpu, "reported")]
+
+
+_RATE_RATIO = "circulate api / bare ASGI + one insert, req/s"
+_CPU_RATIO = "circulate api / bare ASGI + one insert, CPU per request"
+
+
 def main() -> None:
     from workers.harness.bench.env import BenchEnv
     from workers.harness.bench.report import render, summarise
 
+    print(f"load average before: {load_average()}", flush=True)
     context = BenchContext(BenchEnv.from_environment(), messages=0, backlog=0, soak_seconds=0, runs=1)
-    print(render(summarise(section(context, 0)), []))
+    summaries = summarise(section(context, 0))
+    print(render(summaries, ratios(summaries)))
+    print(f"load average after: {load_average()}")
 
 
 if __name__ == "__main__":
