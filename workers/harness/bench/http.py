@@ -188,6 +188,8 @@ def main() -> None:
     context = BenchContext(BenchEnv.from_environment(), messages=0, backlog=0, soak_seconds=0, runs=1)
     summaries = summarise(section(context, 0))
     print(render(summaries, ratios(summaries)))
+    for summary in summaries:  # wrk's percentiles, errors and the core share, which the table omits
+        print(f"  {summary.key}: {json.dumps(summary.extra)}")
     print(f"load average after: {load_average()}")
 
 
