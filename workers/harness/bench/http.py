@@ -47,6 +47,8 @@ LUA = Path(__file__).with_name("post_order.lua")
 WRK_THREADS, WRK_CONNECTIONS = 2, 16
 DURATION_S = float(os.environ.get("BENCH_HTTP_SECONDS", "10"))
 HALF_RATE_S = 8.0
+#: How long a server may take to listen; importing the API takes tens of seconds on a loaded machine.
+STARTUP_S = 120.0
 API = "workers.api.app:app_from_environment"
 BARE = "workers.harness.bench.bare_asgi:app_from_environment"
 _TABLES = "outbox, accepted_orders, api_idempotency, bench_http_orders"
@@ -107,7 +109,7 @@ def serving(factory: str, settings: Settings, *, workers: int = 1) -> Iterator[t
     }
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        ready, deadline = tcp_open(port), time.monotonic() + 30
+        ready, deadline = tcp_open(port), time.monotonic() + STARTUP_S
         while not ready():
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{factory} did not start on port {port}")
