@@ -33,13 +33,16 @@ Differences from a stock `RabbitmqBroker`, each on purpose:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dramatiq
@@ -208,6 +211,10 @@ class CirculateConsumer(_RabbitmqConsumer):
         """Ack or nack on the delivery's own channel; one that died with its node is counted."""
         origin = getattr(message, "_circulate_consumer", self)
         if origin is self:
+            held: dict[CirculateConsumer, list[int]] | None = getattr(_held, "acks", None)
+            if held is not None and operation == "ack":
+                self._hold_ack(held, message)
+                return
             try:
                 getattr(super(), operation)(message)
                 return
@@ -215,6 +222,34 @@ class CirculateConsumer(_RabbitmqConsumer):
                 pass
         ACKS_LOST.labels(self.queue_name, operation).inc()
         origin.report_lost(operation)
+
+    def _hold_ack(self, held: dict[CirculateConsumer, list[int]], message: Any) -> None:
+        try:
+            self.known_tags.remove(message._tag)
+        except KeyError:
+            self.logger.warning("Failed to ack message: not in known tags.")
+            return
+        held.setdefault(self, []).append(message._tag)
+
+    def send_acks(self, tags: list[int]) -> None:
+        """Ack `tags` (taken off `known_tags` already) in one callback on the connection's thread."""
+        try:
+            self.connection.add_callback_threadsafe(functools.partial(self._ack_tags, tags))
+        except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError):
+            ACKS_LOST.labels(self.queue_name, "ack").inc(len(tags))
+            self.report_lost("ack")
+
+    def _ack_tags(self, tags: list[int]) -> None:
+        """Every ack frame queued, then one flush: one write, where `basic_ack` flushes each."""
+        channel = self.channel
+        impl = getattr(channel, "_impl", None)
+        if impl is None:  # not pika's BlockingChannel (a stand-in in tests)
+            for tag in tags:
+                channel.basic_ack(tag)
+            return
+        for tag in tags:
+            impl.basic_ack(delivery_tag=tag, multiple=False)
+        channel._flush_output()
 
     def report_lost(self, operation: str) -> None:
         """Say once per lost connection that its deliveries' acks are gone (and why that is safe)."""
@@ -228,6 +263,28 @@ class CirculateConsumer(_RabbitmqConsumer):
             self.queue_name,
             operation,
         )
+
+
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def acks_held() -> Iterator[None]:
+    """Acks this thread sends meanwhile go out together when the block ends, per consumer.
+
+    The batch path (`shared.middleware.batch`) acks its messages one after another after one
+    commit; sent together, they cost the consumer thread one callback and one write instead of
+    one each. Each message is still acked on its own delivery tag (never `multiple`), its ack
+    hooks run as before, and an ack whose connection is gone is counted as lost as before.
+    """
+    held: dict[CirculateConsumer, list[int]] = {}
+    _held.acks = held
+    try:
+        yield
+    finally:
+        _held.acks = None
+        for consumer, tags in held.items():
+            consumer.send_acks(tags)
 
 
 class StaleDelivery(SkipMessage):

@@ -24,6 +24,7 @@ from dramatiq.middleware import Middleware
 from dramatiq.worker import WorkerThread
 
 from shared.batch import Delivery, apply_batch, batchable
+from shared.broker import acks_held
 
 logger = logging.getLogger(__name__)
 
@@ -88,9 +89,10 @@ class BatchingWorkerThread(WorkerThread):
             for delivery in batch:
                 super().process_message(delivery.message)
             return
-        for delivery in batch:
-            self.consumers[delivery.message.queue_name].post_process_message(delivery.message)
-            self.work_queue.task_done()
+        with acks_held():  # one write for the batch's acks, each still on its own tag
+            for delivery in batch:
+                self.consumers[delivery.message.queue_name].post_process_message(delivery.message)
+                self.work_queue.task_done()
 
     def _with_hooks(self, delivery: Delivery, handle: Callable[[], None]) -> None:
         """The member's `process_message` hooks around its domain function, as Dramatiq runs them.
