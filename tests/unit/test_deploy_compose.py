@@ -124,6 +124,13 @@ def test_the_worker_scales_and_stops_gracefully():
     assert seconds * 1000 > 30_000  # Settings.worker_shutdown_timeout_ms, the default the image keeps
 
 
+def test_the_relay_sweeper_and_exporter_are_checked_by_their_own_heartbeat():
+    services = compose()["services"]
+    for service, role in {"relay": "relay", "dlq-sweeper": "dlq-sweeper", "exporter": "exporter"}.items():
+        test = services[service]["healthcheck"]["test"]
+        assert test[:5] == ["CMD", "python", "-m", "shared.heartbeat", f"/tmp/circulate/heartbeat/{role}"]
+
+
 def test_every_image_is_pinned_by_an_exact_version():
     for name, service in compose()["services"].items():
         image = service["image"]

@@ -162,6 +162,26 @@ def test_a_wedged_worker_fails_its_liveness_probe_and_a_stopping_one_may_finish(
         assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > shutdown_s
 
 
+#: The processes with a loop of their own and the role their heartbeat is written under
+#: (`LoopHeartbeat.for_role` in workers/relay.py, workers/exporter.py, workers/dlq/sweeper.py).
+LOOP_ROLES = {
+    "circulate-relay": "relay",
+    "circulate-exporter": "exporter",
+    "circulate-dlq-sweeper": "dlq-sweeper",
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_relay_sweeper_and_exporter_fail_their_liveness_probe_when_their_loop_is_wedged(overlay):
+    objects = rendered(overlay)
+    heartbeat_dir = config(objects)["CIRCULATE_HEARTBEAT_DIR"]
+    deployments = of_kind(objects, "Deployment")
+    for name, role in LOOP_ROLES.items():
+        probe = container(deployments[name])["livenessProbe"]["exec"]["command"]
+        assert probe[:4] == [*HEARTBEAT_PROBE, f"{heartbeat_dir}/{role}"], name
+        assert float(probe[probe.index("--max-age") + 1]) >= 60, name
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_api_is_ready_on_readyz_and_scaled_by_an_hpa(overlay):
     objects = rendered(overlay)
