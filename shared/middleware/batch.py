@@ -3,8 +3,11 @@
 Dramatiq's worker threads take one message at a time off the process's work queue. At boot this
 middleware has the worker start `BatchingWorkerThread`s instead (through `Worker._add_worker`,
 the one place Dramatiq builds them). Given a message, such a thread also takes the messages
-already waiting behind it, without waiting for more, up to `batch_size`: when the queue is
-short, every message goes the one-message path as before, so batching adds no latency.
+already waiting behind it, without waiting for more, up to `batch_size`, and only those that
+the process's idle threads cannot take at once: a burst (the relay publishes an order's
+follow-ups in one pass) spreads over idle threads instead of queueing behind one transaction,
+whose commit would hold every member's follow-ups until the last member is done. When the queue
+is short, every message goes the one-message path as before, so batching adds no latency.
 
 Each member of a batch passes through every middleware hook as it would alone (the
 `process_message` hooks around its domain function: metrics, log context, time limit); the
@@ -15,6 +18,7 @@ batch is abandoned, each member is handled again by Dramatiq's own `process_mess
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from queue import Empty
 from typing import Any
@@ -37,9 +41,13 @@ class BatchedHandling(Middleware):
         if self.batch_size <= 1:
             return
 
+        busy = _BusyThreads()
+
         def add_worker() -> None:
             thread = BatchingWorkerThread(
                 batch_size=self.batch_size,
+                idle_threads=lambda: len(worker.workers) - busy.count,
+                busy=busy,
                 broker=broker,
                 consumers=worker.consumers,
                 work_queue=worker.work_queue,
@@ -51,18 +59,42 @@ class BatchedHandling(Middleware):
         setattr(worker, "_add_worker", add_worker)  # noqa: B010 - replacing a method on purpose
 
 
+class _BusyThreads:
+    """How many of a worker's threads are handling a message (the others wait on its queue)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self, delta: int) -> None:
+        with self._lock:
+            self.count += delta
+
+
 class BatchingWorkerThread(WorkerThread):
-    def __init__(self, *, batch_size: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *, batch_size: int, idle_threads: Callable[[], int], busy: _BusyThreads, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.batch_size = batch_size
+        self.idle_threads = idle_threads
+        self.busy = busy
 
     def process_message(self, message: Any) -> None:
+        self.busy.add(1)
+        try:
+            self._process_with_waiting(message)
+        finally:
+            self.busy.add(-1)
+
+    def _process_with_waiting(self, message: Any) -> None:
         first = batchable(message, self.broker.actors)
         if first is None:
             super().process_message(message)
             return
         batch, alone = [first], []
-        while len(batch) < self.batch_size:
+        # Leave as many waiting messages as there are idle threads to take them.
+        while len(batch) < self.batch_size and self.work_queue.qsize() > self.idle_threads():
             try:
                 item = self.work_queue.get_nowait()
             except Empty:
