@@ -24,6 +24,7 @@ wait a capped, doubling delay, so a process that dies at once is not restarted i
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -51,6 +52,8 @@ INHERITED_BLOCK = (*FORWARDED, signal.SIGINT)
 REPLACED = "; starting another (the group keeps running)"
 
 OnDeath = Callable[[int], None]
+#: linux/prctl.h
+PR_SET_PDEATHSIG = 1
 
 
 def keep(
@@ -85,7 +88,7 @@ def keep(
     while True:
         # Started while Dramatiq's main process still blocks its handled signals: the child
         # inherits the mask and unblocks it once its own handlers are in place, as before.
-        child = multiprocessing.Process(target=target, args=tuple(args), daemon=False)
+        child = multiprocessing.Process(target=_bound_to_parent, args=(target, *args), daemon=False)
         started = time.monotonic()
         child.start()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, INHERITED_BLOCK)
@@ -110,6 +113,26 @@ def keep(
         wait_s = min(wait_s * 2, MAX_WAIT_S)
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (`PR_SET_PDEATHSIG`).
+
+    Without it, a keeper killed with SIGKILL (or Dramatiq's main process, above the keepers)
+    leaves its worker process running as an orphan: still consuming, outside any group, never
+    stopped. Both the keeper and the worker process call this first thing.
+    """
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the parent died before the request was made
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _bound_to_parent(target: Callable[..., object], *args: Any) -> None:
+    die_with_parent()
+    target(*args)
+
+
 def install(*, on_death: OnDeath | None = None) -> None:
     """Make every worker process Dramatiq's CLI starts from now on a keeper (see `keep`)."""
     import dramatiq.cli
@@ -119,6 +142,7 @@ def install(*, on_death: OnDeath | None = None) -> None:
         return  # installed already
 
     def worker_process(*args: Any) -> None:
+        die_with_parent()
         sys.exit(keep(original, args, on_death=on_death))
 
     worker_process.__wrapped__ = original  # type: ignore[attr-defined]

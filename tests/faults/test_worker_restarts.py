@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +43,31 @@ def test_a_killed_worker_process_is_replaced_and_its_group_keeps_consuming(
         wait_until(lambda: count_rows(runtime, Order) == 1, timeout=30)
         assert group.poll() is None
     assert "killed by SIGKILL; starting another" in log.read_text()
+
+
+def test_a_worker_process_dies_with_its_keeper_instead_of_running_on_as_an_orphan(settings, broker, tmp_path):
+    log = tmp_path / "worker.log"
+    with circulate(
+        settings, "worker", "--processes", "1", "--threads", "1", "--queues", "fulfilment", log=log
+    ) as group:
+        (worker,) = wait_until(lambda: worker_processes(group.pid, 1), timeout=60)
+        keeper = _parent(worker)
+        # When the keeper above the worker process is SIGKILLed
+        os.kill(keeper, signal.SIGKILL)
+        # Then the worker process goes with it, rather than consuming on outside any group
+        wait_until(lambda: not _alive(worker), timeout=15)
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def _both(main_pid: int) -> list[int] | None:
