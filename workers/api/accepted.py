@@ -53,8 +53,8 @@ class OrderAdmission:
         "VALUES (%(order_id)s, %(digest)s, %(service)s) "
         "ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
     )
-    #: Fails unless the order is new (`workers.api.intake`'s one-round-trip path).
-    first_time: str | None = f"WITH admitted AS ({statement}) SELECT 1 / count(*)::int FROM admitted"
+    #: Returns a row only when the order is new (`workers.api.intake`'s one-statement path).
+    first_time: str | None = statement
     _STORED = "SELECT content_hash FROM accepted_orders WHERE order_id = %(order_id)s"
 
     def __init__(self, *, order_id: uuid.UUID, digest: str, service: str) -> None:

@@ -5,10 +5,10 @@ admit the order or cancellation (`workers.api.accepted`), write the job to the o
 the answer under the key, commit; a replayed key gets its first answer, a refusal rolls back
 everything. What changed is how: BEGIN and those statements go to PostgreSQL as one batch (one
 query string, parameters bound by psycopg's client-side cursor), their answers are judged in
-order, then COMMIT or ROLLBACK. A new order under a new key skips the judging: its batch carries
-guards and COMMIT too (`_accept_first_time`), one round trip. Before, each statement was a round
-trip of its own through the ORM on a thread of the pool, which bounded the API at about a tenth
-of what the server does bare.
+order, then COMMIT or ROLLBACK. A new order under a new key skips the judging: its statements
+are one statement with guards (`_accept_first_time`), one round trip and its own transaction.
+Before, each statement was a round trip of its own through the ORM on a thread of the pool,
+which bounded the API at about a tenth of what the server does bare.
 
 Not psycopg's pipeline mode: its async wait polls a socket that is always writable, so it spins
 a core while PostgreSQL works (the largest item of the API's py-spy profile with it).
@@ -20,6 +20,7 @@ was answered gets that answer, however stale its body has become since.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from functools import cached_property
@@ -48,8 +49,8 @@ _OUTBOX_INSERT = INSERT_DUE_AND_WAKE
 class Admission(Protocol):
     """The route's own check: one statement sent in the batch, and a judgement of its rows.
 
-    `first_time`, if not None, is a statement that fails (division by zero) unless the request
-    is admitted as new: the one-round-trip path (`_accept_first_time`) runs it.
+    `first_time`, if not None, is an `INSERT ... RETURNING` that returns a row only when the
+    request is admitted as new: the one-statement path (`_accept_first_time`) runs it.
     """
 
     statement: str
@@ -127,37 +128,35 @@ async def submit(
         return stored
 
 
-#: Fail the batch (division by zero) when the key already has an answer, or a concurrent request
-#: under it committed first: the request then takes the path that judges each answer.
-_KEY_IS_NEW = (
-    "SELECT 1 / (1 - count(*))::int FROM api_idempotency "
-    "WHERE service = %(service)s AND idempotency_key = %(key)s"
-)
-_KEY_REMEMBERED = f"WITH remembered AS ({idempotency.REMEMBER}) SELECT 1 / count(*)::int FROM remembered"
-
-
 async def _accept_first_time(pool: Pool, submission: Submission, admission: Admission) -> bool:
-    """The common case in one round trip: BEGIN, the statements, their guards and COMMIT together.
+    """The common case as one statement, its own transaction on the autocommit connection.
 
-    True once committed. False when a guard refused (a key seen before, an order accepted
-    before, a race): nothing was written, and `_accept` judges the request step by step.
+    The admission's insert, the outbox row and the remembered answer are data-modifying CTEs of
+    one statement, whose result divides by the rows they returned: an order accepted before (the
+    admission's `ON CONFLICT DO NOTHING`) or a key answered before, or taken by a concurrent
+    request (the remembered answer's), fails the statement with a division by zero, and nothing
+    was written. True once committed; False when refused, and `_accept` judges the request step
+    by step.
     """
     assert admission.first_time is not None
-    keyed = bool(submission.http_key)
-    statements = ["BEGIN", *([_KEY_IS_NEW] if keyed else []), admission.first_time, _OUTBOX_INSERT]
-    statements += [_KEY_REMEMBERED] if keyed else []
+    statement = _first_time_statement(admission.first_time, keyed=bool(submission.http_key))
     params = _params(submission, admission, submission.envelope)
     async with pool.connection() as conn:
         try:
-            await _batch(conn, [*statements, "COMMIT"], params)
+            await AsyncClientCursor(conn).execute(statement, params)
         except DivisionByZero:
-            await conn.execute("ROLLBACK")
             return False
-        except BaseException:
-            if conn.info.transaction_status != TransactionStatus.IDLE:
-                await conn.execute("ROLLBACK")
-            raise
     return True
+
+
+@functools.cache
+def _first_time_statement(admit: str, *, keyed: bool) -> str:
+    ctes = [f"admitted AS ({admit})", f"queued AS ({_OUTBOX_INSERT} RETURNING 1)"]
+    guards = ["1 / (SELECT count(*) FROM admitted)::int", "(SELECT count(*) FROM queued)"]
+    if keyed:
+        ctes.append(f"remembered AS ({idempotency.REMEMBER})")
+        guards.append("1 / (SELECT count(*) FROM remembered)::int")
+    return f"WITH {', '.join(ctes)} SELECT {', '.join(guards)}"
 
 
 def _params(submission: Submission, admission: Admission, envelope: Envelope) -> dict[str, Any]:
