@@ -4,6 +4,7 @@
 # Otherwise installs Debian's `kubernetes-client`; where that kubectl's built-in kustomize is too old
 # for components, it says so and exits 1 (install kubectl >= 1.21 from the Kubernetes project).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 kustomize_major() {
   kubectl version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\([0-9]*\).*/\1/p'
@@ -13,26 +14,11 @@ if command -v kubectl >/dev/null 2>&1 && [ "$(kustomize_major || echo 0)" -ge 4 
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
+if ! have_apt; then
   echo "error: kubectl is missing and apt-get is not available; install kubectl >= 1.21 by hand" >&2
   exit 1
 fi
-sudo_cmd=()
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then sudo_cmd=(sudo); else
-    echo "error: installing kubectl needs root; run: apt-get install -y kubernetes-client" >&2
-    exit 1
-  fi
-fi
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-if ! "${sudo_cmd[@]}" apt-get update -qq >"$log" 2>&1 \
-  || ! "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    --no-install-recommends kubernetes-client >>"$log" 2>&1; then
-  cat "$log" >&2
-  echo "error: apt-get could not install 'kubernetes-client' (kubectl); see apt's output above" >&2
-  exit 1
-fi
+apt_install "'kubernetes-client' (kubectl)" kubernetes-client
 if [ "$(kustomize_major || echo 0)" -lt 4 ] 2>/dev/null; then
   echo "error: Debian's kubectl bundles a kustomize older than v4, which cannot render deploy/k8s;" >&2
   echo "       install kubectl >= 1.21 from the Kubernetes project" >&2
