@@ -260,7 +260,11 @@ def format_plain(record: logging.LogRecord) -> str:
     event["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     event["process"] = record.process
     event["thread_name"] = record.threadName
-    return _json.dumps(redact(None, "", _tidy(None, "", event)), default=str)
+    return _ENCODER.encode(redact(None, "", _tidy(None, "", event)))
+
+
+#: `json.dumps(..., default=str)` as the chain's JSONRenderer calls it, built once, not per line.
+_ENCODER = _json.JSONEncoder(default=str)
 
 
 def _level(levelname: str) -> str:
