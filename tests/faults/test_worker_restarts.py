@@ -22,11 +22,12 @@ from workers.harness.chaos.faults import worker_processes
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_a_killed_worker_process_is_replaced_and_its_group_keeps_consuming(
+def test_a_killed_worker_process_is_replaced_and_one_whose_keeper_dies_goes_with_it(
     settings, broker, runtime, tmp_path
 ):
     log = tmp_path / "worker.log"
-    # Given a `circulate worker` with two worker processes, both up
+    # Given a `circulate worker` with two worker processes, both up (one boot for both checks:
+    # a worker process boots in 10-15 s on a loaded machine)
     with circulate(
         settings, "worker", "--processes", "2", "--threads", "2", "--queues", "fulfilment", log=log
     ) as group:
@@ -42,19 +43,11 @@ def test_a_killed_worker_process_is_replaced_and_its_group_keeps_consuming(
         _send_order(broker)
         wait_until(lambda: count_rows(runtime, Order) == 1, timeout=30)
         assert group.poll() is None
-    assert "killed by SIGKILL; starting another" in log.read_text()
-
-
-def test_a_worker_process_dies_with_its_keeper_instead_of_running_on_as_an_orphan(settings, broker, tmp_path):
-    log = tmp_path / "worker.log"
-    with circulate(
-        settings, "worker", "--processes", "1", "--threads", "1", "--queues", "fulfilment", log=log
-    ) as group:
-        (worker,) = wait_until(lambda: worker_processes(group.pid, 1), timeout=60)
-        keeper = _parent(worker)
-        # When the keeper above the worker process is SIGKILLed
-        os.kill(keeper, signal.SIGKILL)
-        # Then the worker process goes with it, rather than consuming on outside any group
+        assert "killed by SIGKILL; starting another" in log.read_text()
+        # When a keeper itself is SIGKILLed (the group then stops, as Dramatiq does)
+        worker = replaced[1]
+        os.kill(_parent(worker), signal.SIGKILL)
+        # Then its worker process goes with it, rather than consuming on outside any group
         wait_until(lambda: not _alive(worker), timeout=15)
 
 
