@@ -143,7 +143,10 @@ async def _accept_first_time(pool: Pool, submission: Submission, admission: Admi
     params = _params(submission, admission, submission.envelope)
     async with pool.connection() as conn:
         try:
-            await AsyncClientCursor(conn).execute(statement, params)
+            # Server-side binding: psycopg prepares the statement after a few uses (unless
+            # prepared statements are off for PgBouncer), so PostgreSQL stops parsing and planning
+            # it per request, and the body is not escaped into the query text.
+            await conn.execute(statement, params)
         except DivisionByZero:
             return False
     return True
