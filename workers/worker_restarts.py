@@ -17,8 +17,9 @@ close, and the idempotency keys absorb whatever it had committed but not acknowl
 What is not restarted: an exit with a status (a failed import, no broker at boot, a normal stop)
 is passed on to Dramatiq's main process, which shuts the group down as before, so a worker that
 cannot start does not loop. SIGTERM and SIGHUP are forwarded to the child, whose graceful
-shutdown Dramatiq drives as it always did. Restarts of a child that died soon after its start
-wait a capped, doubling delay, so a process that dies at once is not restarted in a tight loop.
+shutdown Dramatiq drives as it always did. A child killed after it had booted is replaced at
+once; one killed before it had booted is replaced after a capped, doubling delay, so a process
+that cannot boot is not restarted in a tight loop.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -39,8 +39,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-#: A child that lived at least this long was healthy: its replacement starts at once.
-HEALTHY_AFTER_S = 30.0
+#: Before the replacement of a child that died before it had booted; doubled each time.
 FIRST_WAIT_S = 0.1
 MAX_WAIT_S = 5.0
 #: Signals Dramatiq's main process sends its worker processes to stop or reload them.
@@ -61,7 +60,7 @@ def keep(
     args: Sequence[Any],
     *,
     on_death: OnDeath | None = None,
-    healthy_after_s: float = HEALTHY_AFTER_S,
+    ready_at: int | None = None,
 ) -> int:
     """Run `target(*args)` in a child process, again each time a signal kills it; its exit code.
 
@@ -69,6 +68,11 @@ def keep(
     after this process was asked to stop; a child killed by a signal returns minus the signal,
     as `multiprocessing` reports it. `on_death(pid)` runs after each unplanned death (the worker's
     heartbeat file goes with it, so a liveness probe does not count a process that is gone).
+
+    `args[ready_at]`, if given, is the event the child sets once it has booted (Dramatiq's
+    worker process sets it when its consumers run): a child killed after it had booted is
+    replaced at once, one killed before it booted after a doubling delay, so that a process that
+    cannot boot is not restarted in a tight loop. Each replacement gets an event of its own.
     """
     stopping = threading.Event()
     child: multiprocessing.Process | None = None
@@ -85,11 +89,11 @@ def keep(
     # Dramatiq turns SIGINT into SIGTERM in its main process; its worker processes ignore it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     wait_s = FIRST_WAIT_S
+    child_args = list(args)
     while True:
         # Started while Dramatiq's main process still blocks its handled signals: the child
         # inherits the mask and unblocks it once its own handlers are in place, as before.
-        child = multiprocessing.Process(target=_bound_to_parent, args=(target, *args), daemon=False)
-        started = time.monotonic()
+        child = multiprocessing.Process(target=_bound_to_parent, args=(target, *child_args), daemon=False)
         child.start()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, INHERITED_BLOCK)
         if stopping.is_set() and child.pid is not None:
@@ -106,11 +110,15 @@ def keep(
         )
         if on_death is not None and pid is not None:
             on_death(pid)
-        if time.monotonic() - started >= healthy_after_s:
+        booted = ready_at is None or child_args[ready_at].is_set()
+        if booted:
             wait_s = FIRST_WAIT_S
-        if stopping.wait(wait_s):
+        elif stopping.wait(wait_s):
             return code
-        wait_s = min(wait_s * 2, MAX_WAIT_S)
+        else:
+            wait_s = min(wait_s * 2, MAX_WAIT_S)
+        if ready_at is not None:
+            child_args[ready_at] = multiprocessing.Event()
 
 
 def die_with_parent() -> None:
@@ -143,7 +151,8 @@ def install(*, on_death: OnDeath | None = None) -> None:
 
     def worker_process(*args: Any) -> None:
         die_with_parent()
-        sys.exit(keep(original, args, on_death=on_death))
+        # Dramatiq's worker_process(args, worker_id, logging_pipe, canteen, event)
+        sys.exit(keep(original, args, on_death=on_death, ready_at=4))
 
     worker_process.__wrapped__ = original  # type: ignore[attr-defined]
     dramatiq.cli.worker_process = worker_process
