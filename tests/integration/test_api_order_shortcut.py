@@ -121,3 +121,17 @@ def test_a_token_without_the_enqueue_scope_gets_the_same_403(servers, tokens):
 
     [(status, _, _)] = _same_on_both(servers, tokens["read"], send)
     assert status == 403
+
+
+def _orders_counted(client: httpx.Client) -> float:
+    line = 'circulate_http_requests_total{method="POST",route="/v1/orders",status="202"}'
+    found = [row for row in client.get("/metrics").text.splitlines() if row.startswith(line)]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+def test_an_order_served_by_the_shortcut_is_counted_under_its_route_template(servers, tokens):
+    shortcut, _ = servers
+    with httpx.Client(base_url=shortcut, headers={"Authorization": f"Bearer {tokens['both']}"}) as client:
+        before = _orders_counted(client)
+        assert client.post("/v1/orders", **_json(order_body())).status_code == 202
+        assert _orders_counted(client) == before + 1
