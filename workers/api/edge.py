@@ -30,8 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.tracing import trace_id
 from workers.api import errors, limits, metrics, printable, request_log
 
-#: Serves a request and returns True, or returns False (having read at most the body, answered
-#: nothing) to hand it to the app; `replay` is a `receive` giving the app the body again.
+#: Serves a request and returns True, or returns False (having read at most the body through the
+#: `BodyReader`, answered nothing) to hand it to the app, which gets what was read replayed.
 Shortcut = Callable[[Scope, "BodyReader", Send], Awaitable[bool]]
 
 
