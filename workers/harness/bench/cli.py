@@ -79,7 +79,9 @@ def bench(
                 measured = section(context, run)
                 for figure in measured:
                     cpu = f", {figure.cpu_s_per_1k:.3f} CPU s/1k" if figure.cpu_s_per_1k is not None else ""
-                    click.echo(f"    {figure.contender}: {figure.rate:,.0f} {figure.unit}{cpu}")
+                    note = figure.extra.get("note")
+                    note = f" ({note})" if note else ""
+                    click.echo(f"    {figure.contender}: {figure.rate:,.0f} {figure.unit}{cpu}{note}")
                 figures += measured
         loads.append(load_average())
         click.echo(f"  run {run + 1} done after {time.monotonic() - started:.0f} s (load {loads[-1]})")
