@@ -6,8 +6,9 @@ ORM's per-statement work and one round trip per statement. On this pool a reques
 round trips on the event loop (`workers.api.intake`). The sync engine stays for the
 routes that read (order detail, preferences) and the carrier's webhooks.
 
-Opened in the app's lifespan, closed at shutdown. It grows to `database_pool_size` under load and
-keeps two open when idle; the sync engine opens its own connections only when a sync route runs,
+Opened in the app's lifespan, closed at shutdown, with all `database_pool_size` connections
+open from the start (a burst never waits for connects); the sync engine opens its own connections
+only when a sync route runs,
 so an API process counts `database_pool_size` (+ the engine's, when read routes are busy) in the
 connection budget (docs/operations/postgres-at-scale.md).
 
