@@ -145,8 +145,9 @@ class Settings(BaseSettings):
     heartbeat_dir: str | None = Field(
         default=None,
         description=(
-            "Where each worker process writes its heartbeat, which `python -m shared.heartbeat DIR` "
-            "checks (the liveness probe); unset, none is written."
+            "Where each worker process, and the relay, exporter and dead-letter sweeper (each in a "
+            "subdirectory named after its role), writes its heartbeat, which "
+            "`python -m shared.heartbeat DIR` checks (the liveness probe); unset, none is written."
         ),
     )
     worker_shutdown_timeout_ms: int = Field(
