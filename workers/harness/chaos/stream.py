@@ -13,7 +13,10 @@ order lives through every fault that came while it was in flight.
 
 The crash points are armed last, by restarting the relay and the workers with
 `CIRCULATE_CRASH_POINTS` set (a process reads it at import): the restart happens before the
-segment's window opens, and the points stay armed until the end of the run.
+segment's window opens. Once the segment has its proof they are disarmed the same way: left
+armed, every relay would die again at its 50th batch and every worker process at its 100th
+commit until the end, and on a long stream the platform would still be crashing (and its
+notification backlog still draining) when the audit came.
 """
 
 from __future__ import annotations
@@ -205,7 +208,7 @@ def _inject_in_turn(
                 say(f"stream: every order final before segment {name}: not run")
                 return
         if scenario.crash_points:
-            _arm_crash_points(target, scenario.crash_points, say)
+            _set_crash_points(target, scenario.crash_points, say)
         say(f"stream: {target.monitor.final} orders final; segment {name}: {scenario.title}")
         first_fault = len(target.monitor.faults)
         before = _proof(target, run_dir)
@@ -239,17 +242,22 @@ def _inject_in_turn(
             }
         )
         say(f"stream: segment {name} over: {dict(proof)}")
+        if scenario.crash_points:
+            _set_crash_points(target, None, say)
         calm_since = time.monotonic()
 
 
-def _arm_crash_points(target: Target, spec: str, say: Callable[[str], None]) -> None:
-    """Restart the relay and the workers with the crash points set; wait until they work again."""
-    say(f"stream: arming crash points {spec}: restarting the relay and the workers")
-    arming = target.monitor.fault("arming crash points (relay and workers restarted)")
+def _set_crash_points(target: Target, spec: str | None, say: Callable[[str], None]) -> None:
+    """Restart the relay and the workers with the crash points `spec` (None: none); wait until
+    they work again."""
+    doing = f"arming crash points {spec}" if spec else "disarming the crash points"
+    say(f"stream: {doing}: restarting the relay and the workers")
+    arming = target.monitor.fault(f"{doing} (relay and workers restarted)")
     stopped = [child for child in _stack(target) if child.alive()]
     for child in stopped:
         # The keeper starts the replacement with the stopped child's environment.
-        child.env = {**child.env, CRASH_POINTS_ENV: spec}
+        environment = {key: value for key, value in child.env.items() if key != CRASH_POINTS_ENV}
+        child.env = {**environment, CRASH_POINTS_ENV: spec} if spec else environment
         child.process.send_signal(signal.SIGTERM)
     while any(child.alive() for child in stopped) and not target.stop.is_set():
         target.stop.wait(0.25)
@@ -258,7 +266,7 @@ def _arm_crash_points(target: Target, spec: str, say: Callable[[str], None]) -> 
             break
     arming.lift()
     target.wait_recovered(arming, timeout_s=120.0)
-    target.monitor.faults.remove(arming)  # the arming is preparation, not the segment's fault
+    target.monitor.faults.remove(arming)  # preparation or clearing up, not a segment's fault
 
 
 def _stack(target: Target) -> list[Child]:
