@@ -30,18 +30,29 @@ _ACTIVITY = text(
 )
 
 
-def wait_until_quiet(engine: Engine, settings: Settings, *, timeout_s: float) -> bool:
-    """True once the platform has been idle for QUIET_S; False if it is still busy at `timeout_s`."""
+def wait_until_quiet(
+    engine: Engine, settings: Settings, *, timeout_s: float, stall_s: float | None = None
+) -> bool:
+    """True once the platform has been idle for QUIET_S; False if it is still busy at `timeout_s`.
+
+    With `stall_s`, a platform still working through a backlog (a long run's notifications) is
+    waited for as long as it makes progress: False comes earlier, once nothing has moved (no
+    message handled, no dead letter, no notification) for `stall_s` while work is left.
+    """
     deadline = time.monotonic() + timeout_s
     pause = threading.Event()
     last: tuple[int, ...] | None = None
-    quiet_since = time.monotonic()
+    quiet_since = moved_at = time.monotonic()
     while time.monotonic() < deadline:
         with engine.connect() as connection:
             unpublished, *activity = connection.execute(_ACTIVITY).one()
         busy = unpublished > 0 or queued_messages(settings) > 0
+        if tuple(activity) != last:
+            moved_at = time.monotonic()
         if busy or tuple(activity) != last:
             last, quiet_since = tuple(activity), time.monotonic()
+            if stall_s is not None and time.monotonic() - moved_at >= stall_s:
+                return False
         elif time.monotonic() - quiet_since >= QUIET_S:
             return True
         pause.wait(0.25)
