@@ -124,7 +124,7 @@ def _run_stream(
 ) -> None:
     """Every chosen scenario's faults in turn on one stream of orders, on a 3-node cluster."""
     from workers.harness.chaos import report as chaos_report
-    from workers.harness.chaos.stream import run_stream
+    from workers.harness.chaos.stream import GAP_S, run_stream
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
     services = own.OwnServices()
@@ -133,7 +133,7 @@ def _run_stream(
         nodes = services.rabbit_cluster(3, rabbit_env=own.FAST_CHANNEL_TICK)
         result = run_stream(
             scenarios, names, postgres=postgres, nodes=nodes, orders=orders, run_dir=run_dir,
-            seed=seed, timeout_s=timeout_s, gap_s=15.0 if small else 45.0, say=_say,
+            seed=seed, timeout_s=timeout_s, gap_s=15.0 if small else GAP_S, say=_say,
         )  # fmt: skip
     finally:
         services.close()

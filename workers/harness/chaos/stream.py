@@ -4,14 +4,19 @@ Run one after the other, the five scenarios each pay for their own stack and the
 at 5,000 orders apiece that is five times the orders (at 1-3 orders/s on two loaded cores, five
 hours). Here one stack drives the orders once, on a 3-node cluster whose nodes are each reached
 through a fault proxy, and the scenarios' faults come in turn, each as a **segment**: it starts
-once its share of the orders is final (10 %, 25 %, 40 %, 55 %, 70 %) and at least `GAP_S` after
+once its share of the orders is final (5 %, 15 %, 25 %, 35 %, 45 %) and at least `GAP_S` after
 the previous segment recovered, so every fault has a calm "before" of its own and the faults
-never overlap. Each segment's figures (its faults' resume and recovery times, throughput before
-and during, the proof that it fired, the redeliveries RabbitMQ counted meanwhile) are its own;
-the audit (invariants, dead letters, duplicates suppressed) is of the whole stream, since every
-order lives through every fault that came while it was in flight.
+never overlap. The shares stop at half the stream and the longest segment (node loss: a kill and
+three whole-node restarts, each waited out, about three minutes) comes last: with the shares
+spread to 70 % and node loss fourth, a 5,000-order run reached its fifth segment at 4,840 orders
+final, too late for the crash points to fire before the last order was final.
 
-The crash points are armed last, by restarting the relay and the workers with
+Each segment's figures (its faults' resume and recovery times, throughput before and during, the
+proof that it fired, the redeliveries RabbitMQ counted meanwhile) are its own; the audit
+(invariants, dead letters, duplicates suppressed) is of the whole stream, since every order
+lives through every fault that came while it was in flight.
+
+The crash points are armed by restarting the relay and the workers with
 `CIRCULATE_CRASH_POINTS` set (a process reads it at import): the restart happens before the
 segment's window opens. Once the segment has its proof they are disarmed the same way: left
 armed, every relay would die again at its 50th batch and every worker process at its 100th
@@ -52,11 +57,12 @@ from workers.harness.demo.settle import wait_until_quiet
 from workers.harness.demo.supervisor import Child, Supervisor
 from workers.harness.fault_proxy import FaultProxy
 
-ORDER = ("worker_kills", "database_restarts", "broker_network", "broker_node_loss", "crash_points")
-FIRST_SHARE = 0.10
-SHARE_STEP = 0.15
+#: The segments in turn; node loss, the longest, last so that it cannot crowd out another.
+ORDER = ("worker_kills", "database_restarts", "broker_network", "crash_points", "broker_node_loss")
+FIRST_SHARE = 0.05
+SHARE_STEP = 0.10
 #: Calm between one segment's recovery and the next one's start (`make chaos`; shorter when small).
-GAP_S = 45.0
+GAP_S = 30.0
 #: How long the armed crash points get to fire before their segment's window closes.
 CRASH_WINDOW_S = 600.0
 
@@ -204,7 +210,7 @@ def _inject_in_turn(
     calm_since = time.monotonic()
     for index, name in enumerate(n for n in ORDER if n in names):
         scenario = scenarios[name]
-        trigger = max(1, int(orders * (FIRST_SHARE + SHARE_STEP * index)))
+        trigger = segment_trigger(orders, index)
         while target.monitor.final < trigger or time.monotonic() - calm_since < gap_s:
             if target.drive_over.is_set() or target.stop.wait(0.25):
                 say(f"stream: every order final before segment {name}: not run")
@@ -247,6 +253,11 @@ def _inject_in_turn(
         if scenario.crash_points:
             _set_crash_points(target, None, say)
         calm_since = time.monotonic()
+
+
+def segment_trigger(orders: int, index: int) -> int:
+    """How many orders must be final before the segment at `index` (in ORDER) may start."""
+    return max(1, int(orders * (FIRST_SHARE + SHARE_STEP * index)))
 
 
 def _set_crash_points(target: Target, spec: str | None, say: Callable[[str], None]) -> None:
