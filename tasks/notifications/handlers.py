@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared import metrics
+from shared.db import driver_connection
 from shared.runtime import Runtime
 from shared.uow import UnitOfWork
 from tasks.notifications.identity import dedupe_key_for, message_id_for
@@ -39,9 +40,10 @@ def send(uow: UnitOfWork, msg: SendNotification) -> None:
 
     Each channel is its own message so that an SMTP outage retries the email alone.
     """
+    refused = opted_out_channels(uow.session, msg.recipient.user_id)
     for channel in CHANNELS:
         key = dedupe_key_for(msg.order_id, msg.template, msg.recipient_role, channel)
-        if opted_out(uow.session, msg.recipient.user_id, channel):
+        if channel in refused:
             _insert(uow.session, msg, channel, key, status=SKIPPED_OPT_OUT)
             metrics.NOTIFICATIONS.labels(channel, "suppressed").inc()
             continue
@@ -58,16 +60,16 @@ def deliver(uow: UnitOfWork, msg: DeliverNotification) -> None:
     the gateway collapses: at least once on the wire, once in front of the user. An opt-out that
     arrived after `send` is honoured here too, so a retry never reaches someone who said no.
     """
-    row = _claim(uow.session, msg)
-    if row.status == SENT:
+    status, refused = _claim(uow.session, msg)
+    if status == SENT:
         return
-    if opted_out(uow.session, msg.recipient.user_id, msg.channel):
-        row.status = SKIPPED_OPT_OUT
+    if refused:
+        _record(uow.session, msg.dedupe_key, status=SKIPPED_OPT_OUT)
         metrics.NOTIFICATIONS.labels(msg.channel, "suppressed").inc()
         return
     rendered = render(msg.template, msg.template_context())
-    row.message_id = _send(uow.runtime, msg, rendered)
-    row.status, row.sent_at = SENT, datetime.now(UTC)
+    message_id = _send(uow.runtime, msg, rendered)
+    _record(uow.session, msg.dedupe_key, status=SENT, message_id=message_id, sent_at=datetime.now(UTC))
 
 
 def set_preference(session: Session, user_id: str, channel: Channel, opted_out: bool) -> None:
@@ -88,14 +90,52 @@ def opted_out(session: Session, user_id: str, channel: str) -> bool:
     return bool(session.scalar(query))
 
 
-def _claim(session: Session, msg: DeliverNotification) -> Notification:
-    # Insert-if-absent then lock: a concurrent delivery of the same key waits here until this
-    # transaction ends, then reads its outcome. `pending` is never committed: it is replaced
-    # before the commit, or rolled back with the failed attempt.
-    _insert(session, msg, msg.channel, msg.dedupe_key, status=PENDING)
-    row = session.get(Notification, msg.dedupe_key, with_for_update=True, populate_existing=True)
-    assert row is not None, "the notification row was just inserted or already existed"
-    return row
+#: A user's opted-out channels, for `send`: one statement for every channel.
+_OPTED_OUT_CHANNELS = "SELECT channel FROM notification_preferences WHERE user_id = %(user_id)s AND opted_out"
+
+
+def opted_out_channels(session: Session, user_id: str) -> frozenset[str]:
+    """The channels `user_id` opted out of (the same answer as `opted_out` for each channel)."""
+    rows = driver_connection(session).execute(_OPTED_OUT_CHANNELS, {"user_id": user_id}).fetchall()
+    return frozenset(channel for (channel,) in rows)
+
+
+#: Insert-if-absent and lock in one statement: the no-op update of a row that exists takes its
+#: row lock, so a concurrent delivery of the same key waits here until this transaction ends,
+#: then reads its outcome. The recipient's opt-out for the channel comes back with it. `pending`
+#: is never committed: it is replaced before the commit, or rolled back with the failed attempt.
+_CLAIM = (
+    "INSERT INTO notifications (dedupe_key, order_id, template, channel, user_id, status) "
+    "VALUES (%(key)s, %(order_id)s, %(template)s, %(channel)s, %(user_id)s, %(pending)s) "
+    "ON CONFLICT (dedupe_key) DO UPDATE SET status = notifications.status "
+    "RETURNING status, EXISTS (SELECT 1 FROM notification_preferences p "
+    "WHERE p.user_id = %(user_id)s AND p.channel = %(channel)s AND p.opted_out)"
+)
+_RECORD = (
+    "UPDATE notifications SET status = %(status)s, message_id = %(message_id)s, sent_at = %(sent_at)s "
+    "WHERE dedupe_key = %(key)s"
+)
+
+
+def _claim(session: Session, msg: DeliverNotification) -> tuple[str, bool]:
+    """The notification's row, inserted or locked: its status, and whether the channel is refused."""
+    params = {
+        "key": msg.dedupe_key,
+        "order_id": msg.order_id,
+        "template": msg.template,
+        "channel": msg.channel,
+        "user_id": msg.recipient.user_id,
+        "pending": PENDING,
+    }
+    status, refused = driver_connection(session).execute(_CLAIM, params).fetchone()
+    return str(status), bool(refused)
+
+
+def _record(
+    session: Session, key: str, *, status: str, message_id: str | None = None, sent_at: datetime | None = None
+) -> None:
+    params = {"key": key, "status": status, "message_id": message_id, "sent_at": sent_at}
+    driver_connection(session).execute(_RECORD, params)
 
 
 def _insert(session: Session, msg: NotificationRequest, channel: str, key: str, *, status: str) -> None:

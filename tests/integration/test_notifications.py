@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from typing import Any
 
@@ -14,6 +15,7 @@ from shared.dead_letters.models import DeadLetter
 from shared.messages import Envelope, Payload
 from shared.outbox import OutboxRow
 from shared.runtime import Runtime
+from tasks.notifications import handlers
 from tasks.notifications.handlers import set_preference
 from tasks.notifications.identity import dedupe_key_for, message_id_for
 from tasks.notifications.messages import DeliverNotification, SendNotification
@@ -232,3 +234,26 @@ def test_a_request_for_a_template_without_its_context_is_dead_lettered_at_once(
     [dead] = wait_until(lambda: dead_letters(runtime))
     assert (dead.exception_type, dead.attempts) == ("InvalidMessage", 1)
     assert "amount" in dead.reason
+
+
+def test_a_concurrent_delivery_of_the_same_notification_waits_for_the_first_and_sees_it_sent(runtime):
+    """The claim inserts the row or locks the one there: the second claim blocks on the first
+    transaction's row and reads its outcome, so two deliveries of one notification never both send."""
+    message = delivery(order_confirmed(), "email")
+    seen: list[tuple[str, bool]] = []
+    with runtime.sessions() as first:
+        first.begin()
+        assert handlers._claim(first, message) == ("pending", False)
+
+        def second_delivery() -> None:
+            with runtime.sessions() as second, second.begin():
+                seen.append(handlers._claim(second, message))
+
+        waiting = threading.Thread(target=second_delivery)
+        waiting.start()
+        waiting.join(timeout=1.0)
+        assert waiting.is_alive(), "the second claim must wait for the first transaction's row lock"
+        handlers._record(first, message.dedupe_key, status="sent", message_id="<m@test>")
+        first.commit()
+    waiting.join(timeout=10.0)
+    assert seen == [("sent", False)]
