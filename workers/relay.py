@@ -6,7 +6,8 @@ left idle while the database works.
 
 Latency: when a pass fills its batch the next starts at once; otherwise the lane waits for a
 notification on `shared.outbox.WAKE_CHANNEL` (a producer's transaction committed a due row) or the
-poll interval (50 ms by default), whichever comes first. The poll stays as the fallback: for rows
+poll interval (50 ms by default), whichever comes first. Each notification wakes one lane, the
+next idle one in turn (`wake_one_lane_each`). The poll stays as the fallback: for rows
 that become due later (the schedule), for producers that do not notify, and where LISTEN cannot
 work: behind PgBouncer in transaction pooling a LISTEN is accepted but nothing is ever delivered,
 so set `database_direct_url` to a URL that bypasses the pooler; without it the relay only polls.
@@ -24,7 +25,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import psycopg
 from aiormq.abc import AbstractChannel
@@ -151,13 +152,30 @@ async def _listen(settings: Settings) -> psycopg.AsyncConnection[tuple[object, .
 async def _wake_on_notify(
     listener: psycopg.AsyncConnection[tuple[object, ...]], wakes: list[asyncio.Event]
 ) -> None:
-    """Wake every lane on each notification; a listener that fails leaves the lanes polling."""
+    """Wake one lane per notification; a listener that fails leaves the lanes polling."""
     try:
-        async for _ in listener.notifies():
-            for wake in wakes:
-                wake.set()
+        await wake_one_lane_each(listener.notifies(), wakes)
     except (OSError, psycopg.Error) as error:
         logger.warning("relay's LISTEN connection failed (%s); polling only until it reconnects", error)
+
+
+async def wake_one_lane_each(notifications: AsyncIterator[object], wakes: list[asyncio.Event]) -> None:
+    """Each notification wakes the next lane not already woken, in turn.
+
+    A notification is one committed transaction's rows: one pass publishes them, and waking every
+    lane for it made the others' passes find nothing (SKIP LOCKED), two round trips each, which at
+    a few orders a second was most of the relay's CPU. A lane that is busy keeps its wake and
+    passes again as soon as it is done, so no notification is lost; a backlog still gets every
+    lane, since a pass that fills its batch starts the next at once.
+    """
+    turn = 0
+    async for _ in notifications:
+        for step in range(len(wakes)):
+            wake = wakes[(turn + step) % len(wakes)]
+            if not wake.is_set():
+                wake.set()
+                turn = (turn + step + 1) % len(wakes)
+                break
 
 
 async def _wait_for_wake(wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
