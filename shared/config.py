@@ -177,7 +177,12 @@ class Settings(BaseSettings):
         ),
     )
     relay_poll_interval_ms: int = Field(
-        default=50, ge=1, description="How long the relay waits when the outbox is drained."
+        default=50,
+        ge=1,
+        description=(
+            "How long the relay's first lane waits when the outbox is drained before it polls; while the "
+            "relay LISTENs, the other lanes poll every second (notifications wake them)."
+        ),
     )
     outbox_retention_s: int = Field(
         default=3_600,

@@ -7,7 +7,8 @@ left idle while the database works.
 Latency: when a pass fills its batch the next starts at once; otherwise the lane waits for a
 notification on `shared.outbox.WAKE_CHANNEL` (a producer's transaction committed a due row) or the
 poll interval (50 ms by default), whichever comes first. Each notification wakes one lane, the
-next idle one in turn (`wake_one_lane_each`). The poll stays as the fallback: for rows
+next idle one in turn (`wake_one_lane_each`); while the relay listens only the first lane polls at
+the interval, the others every second (`lane_poll_s`). The poll stays as the fallback: for rows
 that become due later (the schedule), for producers that do not notify, and where LISTEN cannot
 work: behind PgBouncer in transaction pooling a LISTEN is accepted but nothing is ever delivered,
 so set `database_direct_url` to a URL that bypasses the pooler; without it the relay only polls.
@@ -89,7 +90,16 @@ async def _relay_connected(
             waker = lanes.create_task(_wake_on_notify(listener, wakes)) if listener else None
             tasks = [
                 lanes.create_task(
-                    _lane(conn, channel, settings, stop, wake, prunes=index == 0, beat=heartbeat.loop(index))
+                    _lane(
+                        conn,
+                        channel,
+                        settings,
+                        stop,
+                        wake,
+                        poll_s=lane_poll_s(settings, index, listening=listener is not None),
+                        prunes=index == 0,
+                        beat=heartbeat.loop(index),
+                    )
                 )
                 for index, (conn, wake) in enumerate(zip(conns, wakes, strict=True))
             ]
@@ -112,15 +122,15 @@ async def _lane(
     stop: asyncio.Event,
     wake: asyncio.Event,
     *,
+    poll_s: float,
     prunes: bool,
     beat: Callable[[], None],
 ) -> int:
-    """One pass after another on `conn`; when the outbox is drained, wait for `wake` or the poll.
+    """One pass after another on `conn`; when the outbox is drained, wait for `wake` or `poll_s`.
 
     Lanes take disjoint rows (SKIP LOCKED), so one claims and marks while another publishes.
     """
     published = 0
-    poll_s = settings.relay_poll_interval_ms / 1000
     last_prune = 0.0
     while not stop.is_set():
         result = await relay_once(conn, channel, limit=settings.relay_batch_size)
@@ -133,6 +143,25 @@ async def _lane(
         if result.claimed < settings.relay_batch_size:
             await _wait_for_wake(wake, stop, poll_s)
     return published
+
+
+#: How often the lanes after the first poll while notifications wake them.
+LISTENING_EXTRA_LANE_POLL_S = 1.0
+
+
+def lane_poll_s(settings: Settings, index: int, *, listening: bool) -> float:
+    """How long lane `index` waits for a wake before it polls anyway.
+
+    The first lane polls at `relay_poll_interval_ms`: it finds the rows nobody notifies about
+    (a scheduled row falling due) as soon as before. While the relay listens, the other lanes are
+    woken by the notifications, and nothing else needs them: polling every 50 ms too, an idle
+    relay ran 40 empty passes a second (5 % of a core), which at a few orders a second was a
+    third of its CPU. Without a listener every lane polls as configured.
+    """
+    poll_s = settings.relay_poll_interval_ms / 1000
+    if listening and index > 0:
+        return max(poll_s, LISTENING_EXTRA_LANE_POLL_S)
+    return poll_s
 
 
 async def _listen(settings: Settings) -> psycopg.AsyncConnection[tuple[object, ...]] | None:

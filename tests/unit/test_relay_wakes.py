@@ -1,11 +1,12 @@
-"""The relay's wake-ups: one lane per notification, in turn, and none lost while a lane is busy."""
+"""The relay's wake-ups: one lane per notification, in turn, none lost while a lane is busy; and its polls."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 
-from workers.relay import wake_one_lane_each
+from shared.config import Settings
+from workers.relay import LISTENING_EXTRA_LANE_POLL_S, lane_poll_s, wake_one_lane_each
 
 
 async def _notifications(count: int) -> AsyncIterator[object]:
@@ -40,3 +41,13 @@ def test_a_busy_lane_keeps_its_wake_and_the_next_goes_to_an_idle_one() -> None:
 
 def test_more_notifications_than_lanes_leave_every_lane_woken() -> None:
     assert _woken_after(10, lanes=2) == [True, True]
+
+
+def test_while_listening_only_the_first_lane_polls_at_the_interval() -> None:
+    settings = Settings(relay_poll_interval_ms=50)
+    assert lane_poll_s(settings, 0, listening=True) == 0.05
+    assert lane_poll_s(settings, 1, listening=True) == LISTENING_EXTRA_LANE_POLL_S
+    # Without notifications every lane polls as configured.
+    assert lane_poll_s(settings, 1, listening=False) == 0.05
+    # A configured poll slower than the extra lanes' is kept.
+    assert lane_poll_s(Settings(relay_poll_interval_ms=5000), 1, listening=True) == 5.0
