@@ -27,12 +27,15 @@ the rule stays that payloads are never logged: MessageLog logs the order id and 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json as _json
 import logging
 import re
 import sys
-from collections.abc import Mapping
+import threading
+import traceback
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -282,13 +285,64 @@ def _tidy(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Eve
     return {**head, **event_dict}
 
 
+#: The lines each thread holds inside `lines_held` (None outside it).
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def lines_held() -> Iterator[None]:
+    """Lines this thread logs inside the block leave together, in order, when it ends.
+
+    The batch path (`shared.middleware.batch`) writes one outcome line per message right after
+    its one commit. In a Dramatiq worker process each write is a message on the pipe to the main
+    process, which reads it and writes it out again; held, a batch's lines cost one of each. Every
+    line is still its own complete JSON line, formatted and redacted as before, and lines of other
+    threads are not held. Nested blocks write when the outermost ends.
+    """
+    if getattr(_held, "lines", None) is not None:
+        yield
+        return
+    lines: list[str] = []
+    _held.lines = lines
+    try:
+        yield
+    finally:
+        _held.lines = None
+        if lines and _handler is not None:
+            _handler.write_lines(lines)
+
+
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever `sys.stderr` is at the time of each record, not when it was built.
 
     Dramatiq points `sys.stderr` of each worker process at a pipe its main process reads (so lines
     of several processes never interleave); a handler built before that, in the main process and
-    inherited through fork, must follow it there.
+    inherited through fork, must follow it there. Inside `lines_held` a record is formatted at
+    once and its line kept until the block ends.
     """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        held: list[str] | None = getattr(_held, "lines", None)
+        if held is None:
+            super().emit(record)
+            return
+        try:
+            held.append(self.format(record) + self.terminator)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def write_lines(self, lines: list[str]) -> None:
+        """Write held lines in one go (one write to Dramatiq's pipe, one read by its main process)."""
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self.stream.write("".join(lines))
+                self.flush()
+            except Exception:
+                # As `logging.Handler.handleError`: a failed write never breaks the caller.
+                if logging.raiseExceptions:
+                    traceback.print_exc(file=sys.__stderr__)
 
     @property
     def stream(self) -> TextIO:
@@ -297,6 +351,10 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, value: TextIO) -> None:
         pass  # logging.StreamHandler.__init__ assigns it; the property above is the truth
+
+
+#: The handler `configure_logging` installed last: where held lines are written.
+_handler: _StderrHandler | None = None
 
 
 def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
@@ -315,7 +373,8 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = _StderrHandler()
+    global _handler
+    handler = _handler = _StderrHandler()
     handler.setFormatter(build_formatter(json=json))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -29,6 +29,7 @@ from dramatiq.worker import WorkerThread
 
 from shared.batch import Delivery, apply_batch, batchable
 from shared.broker import acks_held
+from shared.logs import lines_held
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,8 @@ class BatchingWorkerThread(WorkerThread):
             for delivery in batch:
                 super().process_message(delivery.message)
             return
-        with acks_held():  # one write for the batch's acks, each still on its own tag
+        # One write for the batch's acks (each still on its own tag) and one for its outcome lines.
+        with acks_held(), lines_held():
             for delivery in batch:
                 self.consumers[delivery.message.queue_name].post_process_message(delivery.message)
                 self.work_queue.task_done()
