@@ -31,7 +31,7 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -74,11 +74,11 @@ def keep(
     replaced at once, one killed before it booted after a doubling delay, so that a process that
     cannot boot is not restarted in a tight loop. Each replacement gets an event of its own.
     """
-    stopping = threading.Event()
+    stopping = StopRequest()
     child: multiprocessing.Process | None = None
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
+        stopping.request()
         if child is not None and child.pid is not None:
             # Died meanwhile: the loop below sees its exit.
             with contextlib.suppress(ProcessLookupError):
@@ -119,6 +119,33 @@ def keep(
             wait_s = min(wait_s * 2, MAX_WAIT_S)
         if ready_at is not None:
             child_args[ready_at] = multiprocessing.Event()
+
+
+class StopRequest:
+    """Whether the keeper was asked to stop, set from its signal handler.
+
+    Not a `threading.Event`: its `set` takes a lock, and a second SIGTERM arriving while the
+    handler of the first was inside it ran the handler again in the same thread, which waited for
+    that lock forever (the keeper hung, and with it the whole `circulate worker`, whenever the
+    process group got SIGTERM twice in quick succession: the group's and Dramatiq's forwarded
+    one). Assigning an attribute takes no lock, so the handler may interrupt itself.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def request(self) -> None:
+        self.requested = True
+
+    def is_set(self) -> bool:
+        return self.requested
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, less if a stop is requested meanwhile; whether one was."""
+        deadline = time.monotonic() + seconds
+        while not self.requested and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
+        return self.requested
 
 
 def die_with_parent() -> None:
