@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -84,18 +84,12 @@ def set_preference(session: Session, user_id: str, channel: Channel, opted_out: 
     )
 
 
-def opted_out(session: Session, user_id: str, channel: str) -> bool:
-    """Whether the user opted out of `channel`; nobody is opted out until they say so."""
-    query = select(NotificationPreference.opted_out).filter_by(user_id=user_id, channel=channel)
-    return bool(session.scalar(query))
-
-
-#: A user's opted-out channels, for `send`: one statement for every channel.
+#: A user's opted-out channels: one statement for every channel.
 _OPTED_OUT_CHANNELS = "SELECT channel FROM notification_preferences WHERE user_id = %(user_id)s AND opted_out"
 
 
 def opted_out_channels(session: Session, user_id: str) -> frozenset[str]:
-    """The channels `user_id` opted out of (the same answer as `opted_out` for each channel)."""
+    """The channels `user_id` opted out of; nobody is opted out of anything until they say so."""
     rows = driver_connection(session).execute(_OPTED_OUT_CHANNELS, {"user_id": user_id}).fetchall()
     return frozenset(channel for (channel,) in rows)
 

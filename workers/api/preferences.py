@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from tasks.notifications.handlers import opted_out, set_preference
+from tasks.notifications.handlers import opted_out_channels, set_preference
 from tasks.notifications.messages import CHANNELS, Channel
 from workers.api.deps import DbSession, Enqueuer, Reader
 
@@ -48,7 +48,5 @@ def put_preference(
 @router.get("/{user_id}/notification-preferences", response_model=UserPreferences)
 def get_preferences(user_id: UserId, session: DbSession, service: Reader) -> UserPreferences:
     """Every channel with whether the user opted out of it (nobody is, until they say so)."""
-    return UserPreferences(
-        user_id=user_id,
-        channels={channel: opted_out(session, user_id, channel) for channel in CHANNELS},
-    )
+    refused = opted_out_channels(session, user_id)
+    return UserPreferences(user_id=user_id, channels={channel: channel in refused for channel in CHANNELS})
