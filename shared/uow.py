@@ -7,12 +7,15 @@ or not at all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import crash_points
+from shared.db import driver_connection
 from shared.messages import Envelope
 from shared.outbox import Outbox
 
@@ -49,8 +52,25 @@ class UnitOfWork:
     def __enter__(self) -> UnitOfWork:
         self.session = self._sessions()
         self.session.begin()
+        self._connection: psycopg.Connection[Any] | None = None
         self._bind_outbox()
         return self
+
+    def execute(
+        self, statement: str, params: Mapping[str, Any] | Sequence[Any] | None = None
+    ) -> psycopg.Cursor[Any]:
+        """Run one SQL statement (psycopg's `%(name)s` placeholders) in this unit of work's transaction.
+
+        The handlers' path to the database: SQLAlchemy's `Session.execute` costs more CPU than a
+        small statement itself (about a fifth of a worker's CPU per message, profiled), which a
+        handler applying one or two statements per message pays on every message. Objects the
+        handler added to or changed in `session` are flushed first, as the session's autoflush
+        would, so both can be used in one handler and each sees what the other wrote.
+        """
+        self.session.flush()
+        if self._connection is None:
+            self._connection = driver_connection(self.session)
+        return self._connection.execute(statement, params)
 
     def handle(self, envelope: Envelope) -> None:
         """From now on the block handles `envelope` (the next message of a batch, `shared.batch`):

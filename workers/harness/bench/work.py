@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 
 import dramatiq
 import psycopg
-from sqlalchemy import text
 
 from shared.actors import handler_actor
 from shared.config import Settings
@@ -28,11 +27,12 @@ class RecordSale(Payload):
     amount_minor: int
 
 
-_INSERT = text("INSERT INTO bench_sales (sale_id, amount_minor) VALUES (:sale_id, :amount_minor)")
+_INSERT = "INSERT INTO bench_sales (sale_id, amount_minor) VALUES (%(sale_id)s, %(amount_minor)s)"
 
 
 def record_sale(uow: UnitOfWork, msg: RecordSale) -> None:
-    uow.session.execute(_INSERT, {"sale_id": msg.sale_id, "amount_minor": msg.amount_minor})
+    """What a handler writes through: `uow.execute`, the path the domain handlers take."""
+    uow.execute(_INSERT, {"sale_id": msg.sale_id, "amount_minor": msg.amount_minor})
 
 
 RECORD_SALE = handler_actor(record_sale, RecordSale)
