@@ -8,6 +8,7 @@ from typing import Any
 
 from shared.messages import Envelope
 from tasks.fulfilment.messages import PlaceOrder
+from tasks.fulfilment.models import Order
 
 
 def party(person_id: str, *, country: str = "GB", line1: str = "1 High Street") -> dict[str, Any]:
@@ -50,3 +51,22 @@ def envelope_for(payload: PlaceOrder, *, key: str | None = None) -> Envelope:
 
 def message_kwargs(payload: PlaceOrder, envelope: Envelope) -> dict[str, Any]:
     return {"envelope": envelope.model_dump(mode="json"), "payload": payload.model_dump(mode="json")}
+
+
+def order_row(payload: PlaceOrder) -> Order:
+    """The `orders` row a placed order starts as, for tests that write one directly."""
+    return Order(
+        id=payload.order_id,
+        listing_id=payload.listing_id,
+        buyer_id=payload.buyer.id,
+        seller_id=payload.seller.id,
+        buyer=payload.buyer.model_dump(mode="json"),
+        seller=payload.seller.model_dump(mode="json"),
+        market=payload.market,
+        currency=payload.currency,
+        item_price_minor=payload.item_price_minor,
+        shipping_price_minor=payload.shipping_price_minor,
+        state="placed",
+        payment_state="pending",
+        placed_at=payload.placed_at,
+    )

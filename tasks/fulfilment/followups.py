@@ -9,7 +9,7 @@ from __future__ import annotations
 from shared.fees import FeeSchedule, MarketCurrencyMismatch, UnknownMarket, quote
 from shared.money import Money
 from shared.uow import UnitOfWork
-from tasks.fulfilment.models import Order
+from tasks.fulfilment.orders import OrderRecord as Order
 from tasks.ledger.messages import CapturePayment, ReleaseFunds, ReversePayment
 from tasks.notifications.messages import Recipient, SendNotification
 from tasks.shipping.messages import BuyLabel, Contact, VoidLabel

@@ -88,10 +88,9 @@ def test_a_body_over_the_size_limit_is_refused_before_it_is_read(api, settings, 
 def test_an_order_reads_back_with_its_history_and_unknown_orders_are_404(api, runtime):
     body = order_body()
     with runtime.sessions.begin() as session:
-        from tasks.fulfilment.handlers import _new_order
-        from tests.factories import place_order
+        from tests.factories import order_row, place_order
 
-        order = _new_order(place_order(**body))
+        order = order_row(place_order(**body))
         session.add(order)
         session.flush()
         session.add(
@@ -110,14 +109,13 @@ def test_an_order_reads_back_with_its_history_and_unknown_orders_are_404(api, ru
 
 
 def test_an_order_with_a_label_reads_back_as_the_whole_documented_body(api, runtime):
-    from tasks.fulfilment.handlers import _new_order
     from tasks.shipping.models import Label
-    from tests.factories import place_order
+    from tests.factories import order_row, place_order
 
     # Given an order with two transitions and a bought label
     body = order_body()
     with runtime.sessions.begin() as session:
-        order = _new_order(place_order(**body))
+        order = order_row(place_order(**body))
         session.add(order)
         session.flush()
         for from_state, to_state in ((None, "placed"), ("placed", "confirmed")):

@@ -9,9 +9,8 @@ import psycopg
 
 from shared.db import libpq_url
 from shared.outbox import OutboxRow
-from tasks.fulfilment.handlers import _new_order
 from tasks.fulfilment.models import OrderTransition
-from tests.factories import place_order
+from tests.factories import order_row, place_order
 from workers.harness.bench import e2e_hops
 from workers.harness.bench.e2e import entered_at
 
@@ -24,7 +23,7 @@ def _at(ms: int) -> datetime:
 
 def test_an_order_is_confirmed_when_it_moved_in_not_when_a_later_event_was_recorded(settings, clean_db):
     # Given an order confirmed at +100 ms, whose payment and label were recorded in that state later
-    order = _new_order(place_order())
+    order = order_row(place_order())
     with clean_db.sessions.begin() as session:
         session.add(order)
         session.flush()

@@ -18,10 +18,12 @@ from shared.fees import DEFAULT_FEE_SCHEDULE_JSON, FeeSchedule
 from shared.messages import Envelope, Payload
 from shared.outbox import OutboxRow
 from shared.runtime import Runtime
-from tasks.fulfilment import actors
+from shared.uow import UnitOfWork
+from tasks.fulfilment import actors, handlers, orders
 from tasks.fulfilment.messages import CancelOrder, CompleteOrder, RecordLabel, RecordPayment, RecordTracking
 from tasks.fulfilment.models import Order, OrderTransition
 from tasks.fulfilment.orders import OrderNotYetKnown
+from tasks.fulfilment.states import OrderEvent
 from tests.factories import place_order
 
 
@@ -221,3 +223,52 @@ def test_follow_ups_stay_in_the_trace_and_correlation_of_the_message_that_caused
     assert len(envelopes) == 3
     assert {e["correlation_id"] for e in envelopes} == {"corr-1"}
     assert all(e["traceparent"].startswith(f"00-{trace}-") for e in envelopes)
+
+
+def test_the_label_and_the_payment_of_one_order_in_one_transaction_see_each_other(rt):
+    """As in a batch (`shared.batch`): each handler's locked order is saved before the next loads it."""
+    order_id = confirmed_order(rt)
+    booked = RecordPayment(order_id=order_id, buyer_total_minor=2994, seller_net_minor=2500, currency="GBP")
+    with UnitOfWork(rt.sessions, runtime=rt) as uow:
+        uow.handle(Envelope(idempotency_key="t:label", kind=RecordLabel.kind, correlation_id="t"))
+        handlers.record_label(uow, label_for(order_id))
+        uow.handle(Envelope(idempotency_key="t:payment", kind=RecordPayment.kind, correlation_id="t"))
+        handlers.record_payment(uow, booked)
+        uow.commit()
+
+    assert state(rt, order_id) == "label_purchased"
+    assert history(rt, order_id) == [
+        (None, "placed", "order_placed"),
+        ("placed", "confirmed", "item_reserved"),
+        ("confirmed", "confirmed", "label_recorded"),
+        ("confirmed", "confirmed", "payment_booked"),
+        ("confirmed", "label_purchased", "label_purchased"),
+    ]
+
+
+def test_a_locked_order_left_unchanged_is_not_written_and_one_left_by_an_error_is_not_saved(rt):
+    order_id = confirmed_order(rt)
+    with rt.sessions() as session:
+        stamped = session.scalar(select(Order.updated_at).where(Order.id == order_id))
+    with UnitOfWork(rt.sessions, runtime=rt) as uow:
+        with orders.locked(uow, order_id):
+            pass
+        with pytest.raises(RuntimeError), orders.locked(uow, order_id) as order:
+            orders.move(order, OrderEvent.BUYER_CANCELLED, "changed, then the handler failed")
+            raise RuntimeError("the handler failed")
+        uow.commit()
+
+    with rt.sessions() as session:
+        assert session.scalar(select(Order.updated_at).where(Order.id == order_id)) == stamped
+    assert state(rt, order_id) == "confirmed"
+    assert [event for _, _, event in history(rt, order_id)] == ["order_placed", "item_reserved"]
+
+
+def history(runtime: Runtime, order_id: uuid.UUID) -> list[tuple[str | None, str, str]]:
+    with runtime.sessions() as session:
+        rows = session.execute(
+            select(OrderTransition.from_state, OrderTransition.to_state, OrderTransition.event)
+            .where(OrderTransition.order_id == order_id)
+            .order_by(OrderTransition.id)
+        ).all()
+    return [tuple(row) for row in rows]  # type: ignore[misc]
