@@ -21,10 +21,6 @@ be posted; with it they run one after the other and the second is refused.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, text
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
-
 from shared import metrics
 from shared.errors import ConflictingReplay, PermanentError
 from shared.fees import FeeQuote, FeeSchedule, MarketCurrencyMismatch, UnknownMarket, quote
@@ -32,7 +28,6 @@ from shared.uow import UnitOfWork
 from tasks.fulfilment.messages import RecordPayment, RecordPaymentRefusal
 from tasks.ledger import posting
 from tasks.ledger.messages import CapturePayment, OrderAmounts, ReleaseFunds, ReversePayment
-from tasks.ledger.models import EntryRecord, TransactionRecord
 from tasks.ledger.posting import FUNDS_RELEASED, PAYMENT_CAPTURED, PAYMENT_REVERSED, JournalTransaction
 
 
@@ -53,7 +48,7 @@ REFUSALS = (UnknownMarket, MarketCurrencyMismatch)
 def capture_payment(uow: UnitOfWork, msg: CapturePayment) -> None:
     """Book the buyer's payment, split between the seller (held), the marketplace and the carrier,
     and tell fulfilment it is booked, or that it never will be."""
-    _lock_order(uow.session, msg)
+    _lock_order(uow, msg)
     try:
         captured = _ensure_captured(uow, msg)
     except REFUSALS as refused:
@@ -72,22 +67,22 @@ def capture_payment(uow: UnitOfWork, msg: CapturePayment) -> None:
 
 def release_funds(uow: UnitOfWork, msg: ReleaseFunds) -> None:
     """Make the seller's net available, booking the capture first if it has not arrived yet."""
-    _lock_order(uow.session, msg)
+    _lock_order(uow, msg)
     captured = _ensure_captured(uow, msg)
-    if _is_posted(uow.session, posting.posting_key(PAYMENT_REVERSED, msg.order_id)):
+    if _is_posted(uow, posting.posting_key(PAYMENT_REVERSED, msg.order_id)):
         raise PaymentAlreadyReversed(f"order {msg.order_id} was reversed; its funds cannot be released")
-    _post(uow.session, posting.funds_released(msg.order_id, msg.seller_id, captured))
+    _post(uow, posting.funds_released(msg.order_id, msg.seller_id, captured))
 
 
 def reverse_payment(uow: UnitOfWork, msg: ReversePayment) -> None:
     """Owe the buyer their payment back, booking the capture first if it has not arrived yet (the
     losing buyer of a double-buy paid at checkout though fulfilment never confirmed the order)."""
-    _lock_order(uow.session, msg)
+    _lock_order(uow, msg)
     captured = _ensure_captured(uow, msg)
-    if _is_posted(uow.session, posting.posting_key(FUNDS_RELEASED, msg.order_id)):
+    if _is_posted(uow, posting.posting_key(FUNDS_RELEASED, msg.order_id)):
         raise FundsAlreadyReleased(f"order {msg.order_id}: cannot reverse a payment after its release")
     reversal = posting.payment_reversed(msg.order_id, msg.seller_id, captured, msg.shipping_price_minor)
-    _post(uow.session, reversal)
+    _post(uow, reversal)
 
 
 def _ensure_captured(uow: UnitOfWork, msg: OrderAmounts) -> FeeQuote:
@@ -96,11 +91,11 @@ def _ensure_captured(uow: UnitOfWork, msg: OrderAmounts) -> FeeQuote:
     A stored capture whose seller or prices differ from the message's is a ConflictingReplay: two
     producers disagree about the order, and neither version may be booked over the other.
     """
-    stored = _load(uow.session, posting.posting_key(PAYMENT_CAPTURED, msg.order_id))
+    stored = _load(uow, posting.posting_key(PAYMENT_CAPTURED, msg.order_id))
     if stored is None:
         fee_quote = _quote(uow, msg)
         capture = posting.payment_captured(msg.order_id, msg.seller_id, fee_quote, msg.shipping_price_minor)
-        _post(uow.session, capture)
+        _post(uow, capture)
         return fee_quote
     terms = posting.capture_terms(stored)
     facts = msg.model_dump(include={"seller_id", "currency", "item_price_minor", "shipping_price_minor"})
@@ -116,55 +111,78 @@ def _quote(uow: UnitOfWork, msg: OrderAmounts) -> FeeQuote:
     return quote(fees, msg.item_price_minor, msg.shipping_price_minor)
 
 
-def _post(session: Session, transaction: JournalTransaction) -> None:
+def _post(uow: UnitOfWork, transaction: JournalTransaction) -> None:
     """Insert a transaction and its entries once; a replay is a no-op, a key reused for other content
     raises ConflictingReplay. ON CONFLICT rather than a lookup first: the unique index, not the order
     lock, is what guarantees one posting per key, whoever else writes to the journal.
 
     A transaction without entries (the release of a zero net) is still stored: the event happened, and
-    the release/reversal guards read it.
+    the release/reversal guards read it. The transaction and its entries go in one statement.
     """
     if imbalance := transaction.imbalance():
         raise posting.UnbalancedPosting(f"{transaction.posting_key} does not balance: off by {imbalance}")
     digest = posting.content_hash(transaction)
-    row = {"posting_key": transaction.posting_key, "kind": transaction.kind, "order_id": transaction.order_id}
-    statement = insert(TransactionRecord).values(**row, content_hash=digest)
-    inserted = session.execute(
-        statement.on_conflict_do_nothing(index_elements=["posting_key"]).returning(TransactionRecord.id)
-    ).scalar_one_or_none()
-    if inserted is None:
-        _check_replay(session, transaction.posting_key, digest)
+    entries = transaction.entries
+    params = {
+        "posting_key": transaction.posting_key,
+        "kind": transaction.kind,
+        "order_id": transaction.order_id,
+        "content_hash": digest,
+        "accounts": [entry.account for entry in entries],
+        "amounts": [entry.amount_minor for entry in entries],
+        "currencies": [entry.currency for entry in entries],
+    }
+    if uow.execute(_POST, params).fetchone() is None:
+        _check_replay(uow, transaction.posting_key, digest)
         return
-    lines = [{"transaction_id": inserted, **_entry_row(entry)} for entry in transaction.entries]
-    if lines:  # an empty list would make SQLAlchemy insert one row of defaults
-        session.execute(insert(EntryRecord), lines)
-    currency = transaction.entries[0].currency if transaction.entries else "none"
+    currency = entries[0].currency if entries else "none"
     metrics.LEDGER_POSTINGS.labels(transaction.kind, currency).inc()
 
 
-def _check_replay(session: Session, key: str, digest: str) -> None:
-    stored = session.scalar(select(TransactionRecord.content_hash).filter_by(posting_key=key))
-    if stored != digest:
+_POST = (
+    "WITH posted AS (INSERT INTO journal_transactions (posting_key, kind, order_id, content_hash) "
+    "VALUES (%(posting_key)s, %(kind)s, %(order_id)s, %(content_hash)s) "
+    "ON CONFLICT (posting_key) DO NOTHING RETURNING id), "
+    "lines AS (INSERT INTO journal_entries (transaction_id, account, amount_minor, currency) "
+    "SELECT posted.id, line.account, line.amount_minor, line.currency FROM posted, "
+    "unnest(%(accounts)s::text[], %(amounts)s::bigint[], %(currencies)s::text[]) WITH ORDINALITY "
+    "AS line (account, amount_minor, currency, n) ORDER BY line.n) "
+    "SELECT id FROM posted"
+)
+
+
+def _check_replay(uow: UnitOfWork, key: str, digest: str) -> None:
+    stored = uow.execute(_HASH, {"key": key}).fetchone()
+    if stored is None or stored[0] != digest:
         raise ConflictingReplay(f"{key} was already posted with different entries")
 
 
-def _entry_row(entry: posting.Entry) -> dict[str, object]:
-    return {"account": entry.account, "amount_minor": entry.amount_minor, "currency": entry.currency}
+_HASH = "SELECT content_hash FROM journal_transactions WHERE posting_key = %(key)s"
+#: A transaction and its entries in the order they were written; one row (entries NULL) when it has none.
+_LOAD = (
+    "SELECT t.kind, t.order_id, e.account, e.amount_minor, e.currency FROM journal_transactions t "
+    "LEFT JOIN journal_entries e ON e.transaction_id = t.id WHERE t.posting_key = %(key)s ORDER BY e.id"
+)
+_EXISTS = "SELECT EXISTS (SELECT 1 FROM journal_transactions WHERE posting_key = %(key)s)"
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))"
 
 
-def _load(session: Session, key: str) -> JournalTransaction | None:
-    record = session.scalar(select(TransactionRecord).filter_by(posting_key=key))
-    return record.as_posting() if record is not None else None
-
-
-def _is_posted(session: Session, key: str) -> bool:
-    return bool(
-        session.scalar(select(func.count()).select_from(TransactionRecord).filter_by(posting_key=key))
+def _load(uow: UnitOfWork, key: str) -> JournalTransaction | None:
+    rows = uow.execute(_LOAD, {"key": key}).fetchall()
+    if not rows:
+        return None
+    kind, order_id = rows[0][0], rows[0][1]
+    entries = tuple(
+        posting.Entry(account, amount, currency) for _, _, account, amount, currency in rows if account
     )
+    return JournalTransaction(key, kind, order_id, entries)
 
 
-def _lock_order(session: Session, msg: OrderAmounts) -> None:
+def _is_posted(uow: UnitOfWork, key: str) -> bool:
+    row = uow.execute(_EXISTS, {"key": key}).fetchone()
+    return row is not None and bool(row[0])
+
+
+def _lock_order(uow: UnitOfWork, msg: OrderAmounts) -> None:
     """Serialise the ledger's handling of one order until the transaction ends (see module docstring)."""
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"ledger:{msg.order_id}"}
-    )
+    uow.execute(_LOCK, {"key": f"ledger:{msg.order_id}"})

@@ -9,19 +9,16 @@ A broker retry, a redelivery after the worker died between purchase and commit, 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from uuid import UUID
-
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
 
 from shared.errors import PermanentError
 from shared.uow import UnitOfWork
 from tasks.fulfilment.messages import RecordLabel, RecordLabelRejection
 from tasks.shipping import carrier
 from tasks.shipping.messages import BuyLabel, Contact, VoidLabel
-from tasks.shipping.models import PURCHASED, VOIDED, Label
+from tasks.shipping.models import PURCHASED, VOIDED
 
 
 class LabelAlreadyVoided(PermanentError):
@@ -34,7 +31,7 @@ def buy_label(uow: UnitOfWork, msg: BuyLabel) -> None:
     An address the carrier refuses is an answer, not a failure: fulfilment gets a
     `RecordLabelRejection` (a human fixes the address) and the message is not retried.
     """
-    label = _locked_label(uow.session, msg.order_id)
+    label = _locked_label(uow, msg.order_id)
     if label is None:
         try:
             purchased = _purchase(uow.runtime.adapter("carrier", carrier.CarrierClient), msg)
@@ -43,7 +40,7 @@ def buy_label(uow: UnitOfWork, msg: BuyLabel) -> None:
                 RecordLabelRejection(order_id=msg.order_id, reason=_rejection_reason(refused, msg))
             )
             return
-        label = _store(uow.session, msg.order_id, purchased)
+        label = _store(uow, msg.order_id, purchased)
     if label.status == VOIDED:
         raise LabelAlreadyVoided(f"the label of order {msg.order_id} was voided; it cannot be bought again")
     uow.outbox.add(_recorded(label))
@@ -55,11 +52,11 @@ def void_label(uow: UnitOfWork, msg: VoidLabel) -> None:
     A label whose parcel already moved cannot be voided: the carrier's 409 is a `CarrierRejected`
     and the message is dead-lettered for a human, who must get the parcel back instead.
     """
-    label = _locked_label(uow.session, msg.order_id)
+    label = _locked_label(uow, msg.order_id)
     if label is None or label.status != PURCHASED:
         return
     uow.runtime.adapter("carrier", carrier.CarrierClient).void_label(label.label_id)
-    label.status, label.voided_at, label.void_reason = VOIDED, datetime.now(UTC), msg.reason
+    uow.execute(_VOID, {"order_id": msg.order_id, "voided_at": datetime.now(UTC), "reason": msg.reason})
 
 
 def _purchase(client: carrier.CarrierClient, msg: BuyLabel) -> carrier.PurchasedLabel:
@@ -72,17 +69,44 @@ def _purchase(client: carrier.CarrierClient, msg: BuyLabel) -> carrier.Purchased
     )
 
 
-def _locked_label(session: Session, order_id: UUID) -> Label | None:
-    # Row lock: a buy and a void of the same order take turns instead of racing on the status.
-    return session.get(Label, order_id, with_for_update=True, populate_existing=True)
+@dataclass(frozen=True)
+class StoredLabel:
+    """The order's label as stored (`models.Label`'s row), read under its row lock."""
+
+    order_id: UUID
+    label_id: str
+    tracking_number: str
+    label_url: str
+    carrier: str
+    cost_minor: int
+    currency: str
+    status: str
 
 
-def _store(session: Session, order_id: UUID, purchased: carrier.PurchasedLabel) -> Label:
-    # ON CONFLICT: a concurrent BuyLabel for the same order (another message key) got the same
-    # label from the carrier and stored it first; both then read that one row back.
-    row = {"order_id": order_id, "status": PURCHASED, **asdict(purchased)}
-    session.execute(insert(Label).values(row).on_conflict_do_nothing(index_elements=[Label.order_id]))
-    label = _locked_label(session, order_id)
+_COLUMNS = "order_id, label_id, tracking_number, label_url, carrier, cost_minor, currency, status"
+# Row lock: a buy and a void of the same order take turns instead of racing on the status.
+_LOCK = f"SELECT {_COLUMNS} FROM labels WHERE order_id = %(order_id)s FOR UPDATE"
+# ON CONFLICT: a concurrent BuyLabel for the same order (another message key) got the same label
+# from the carrier and stored it first; this one then reads that row back under the lock.
+_STORE = (
+    "INSERT INTO labels (order_id, label_id, tracking_number, label_url, carrier, cost_minor, currency, "
+    "status) VALUES (%(order_id)s, %(label_id)s, %(tracking_number)s, %(label_url)s, %(carrier)s, "
+    f"%(cost_minor)s, %(currency)s, '{PURCHASED}') ON CONFLICT (order_id) DO NOTHING RETURNING {_COLUMNS}"
+)
+_VOID = (
+    f"UPDATE labels SET status = '{VOIDED}', voided_at = %(voided_at)s, void_reason = %(reason)s "
+    "WHERE order_id = %(order_id)s"
+)
+
+
+def _locked_label(uow: UnitOfWork, order_id: UUID) -> StoredLabel | None:
+    row = uow.execute(_LOCK, {"order_id": order_id}).fetchone()
+    return StoredLabel(*row) if row is not None else None
+
+
+def _store(uow: UnitOfWork, order_id: UUID, purchased: carrier.PurchasedLabel) -> StoredLabel:
+    row = uow.execute(_STORE, {"order_id": order_id, **asdict(purchased)}).fetchone()
+    label = StoredLabel(*row) if row is not None else _locked_label(uow, order_id)
     assert label is not None, "the label row was just inserted or already existed"
     return label
 
@@ -91,7 +115,7 @@ def _address(contact: Contact) -> carrier.Address:
     return carrier.Address(name=contact.name, **contact.address.model_dump())
 
 
-def _recorded(label: Label) -> RecordLabel:
+def _recorded(label: StoredLabel) -> RecordLabel:
     return RecordLabel(
         order_id=label.order_id,
         label_id=label.label_id,
