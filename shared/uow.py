@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared import crash_points
 from shared.db import driver_connection
 from shared.messages import Envelope
-from shared.outbox import Outbox
+from shared.outbox import Outbox, write_held
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -53,6 +53,7 @@ class UnitOfWork:
         self.session = self._sessions()
         self.session.begin()
         self._connection: psycopg.Connection[Any] | None = None
+        self._held_rows: list[dict[str, Any]] = []
         self._bind_outbox()
         return self
 
@@ -67,10 +68,14 @@ class UnitOfWork:
         handler added to or changed in `session` are flushed first, as the session's autoflush
         would, so both can be used in one handler and each sees what the other wrote.
         """
+        return self._driver().execute(statement, params)
+
+    def _driver(self) -> psycopg.Connection[Any]:
+        """The transaction's psycopg connection, with the session's pending changes flushed to it."""
         self.session.flush()
         if self._connection is None:
             self._connection = driver_connection(self.session)
-        return self._connection.execute(statement, params)
+        return self._connection
 
     def handle(self, envelope: Envelope) -> None:
         """From now on the block handles `envelope` (the next message of a batch, `shared.batch`):
@@ -85,9 +90,13 @@ class UnitOfWork:
             correlation_id=self._correlation_id,
             parent_key=self.envelope.idempotency_key if self.envelope else None,
             traceparent=self.envelope.traceparent if self.envelope else None,
+            held=self._held_rows,
         )
 
     def commit(self) -> None:
+        """Write the outbox rows held for this transaction (`Outbox`), then commit."""
+        if self._held_rows:
+            write_held(self._driver(), self._held_rows)
         self.session.commit()
         crash_points.reach("worker.after_commit")
 

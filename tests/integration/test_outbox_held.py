@@ -1,0 +1,86 @@
+"""A unit of work's outbox rows are written together at its commit: all, in order, or none."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import ClassVar
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from shared.config import Settings
+from shared.db import libpq_url
+from shared.messages import Envelope, Payload
+from shared.outbox import WAKE_CHANNEL
+from shared.runtime import Runtime
+from shared.uow import UnitOfWork
+
+
+class Ping(Payload):
+    kind: ClassVar[str] = "test.ping"
+    queue: ClassVar[str] = "notifications"
+
+    n: int
+
+
+def _uow(runtime: Runtime) -> UnitOfWork:
+    envelope = Envelope(idempotency_key=f"test:{uuid.uuid4()}", kind="test.parent", correlation_id="c")
+    return UnitOfWork(runtime.sessions, envelope=envelope, runtime=runtime)
+
+
+def _rows(runtime: Runtime) -> list[tuple[str, bool]]:
+    """(the payload's n, whether due now) of every outbox row, in id order."""
+    with runtime.sessions() as session:
+        rows = session.execute(
+            text(
+                "SELECT convert_from(body, 'UTF8')::json->'kwargs'->'payload'->>'n', available_at <= now() "
+                "FROM outbox ORDER BY id"
+            )
+        ).all()
+    return [(str(n), bool(due)) for n, due in rows]
+
+
+@pytest.fixture
+def listener(settings: Settings) -> Iterator[psycopg.Connection]:
+    direct = settings.model_copy(
+        update={"database_url": settings.database_direct_url or settings.database_url}
+    )
+    with psycopg.connect(libpq_url(direct), autocommit=True) as conn:
+        conn.execute(f"LISTEN {WAKE_CHANNEL}")
+        yield conn
+
+
+def test_rows_of_several_messages_in_one_transaction_land_in_order_and_wake_the_relay_once(
+    clean_db: Runtime, listener: psycopg.Connection
+) -> None:
+    with _uow(clean_db) as uow:
+        uow.outbox.add(Ping(n=1))
+        uow.outbox.add(Ping(n=2), delay_ms=60_000)
+        uow.handle(Envelope(idempotency_key=f"test:{uuid.uuid4()}", kind="test.parent", correlation_id="c"))
+        uow.outbox.add(Ping(n=3))
+        assert _rows(clean_db) == []  # held until the commit
+        uow.commit()
+
+    assert _rows(clean_db) == [("1", True), ("2", False), ("3", True)]
+    assert len(list(listener.notifies(timeout=2))) == 1
+
+
+def test_a_transaction_with_only_delayed_rows_does_not_wake_the_relay(
+    clean_db: Runtime, listener: psycopg.Connection
+) -> None:
+    with _uow(clean_db) as uow:
+        uow.outbox.add(Ping(n=1), delay_ms=60_000)
+        uow.commit()
+
+    assert _rows(clean_db) == [("1", False)]
+    assert list(listener.notifies(timeout=1)) == []
+
+
+def test_a_unit_of_work_left_without_its_commit_writes_no_row(clean_db: Runtime) -> None:
+    with pytest.raises(RuntimeError), _uow(clean_db) as uow:
+        uow.outbox.add(Ping(n=1))
+        raise RuntimeError("the handler failed")
+
+    assert _rows(clean_db) == []
