@@ -46,7 +46,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from shared.redaction import email_spans, replace_spans, truncate
 
 #: Libraries that log every connection, frame or request at INFO.
-NOISY_LOGGERS = ("pika", "httpx", "httpcore", "aiormq", "mail.log", "alembic")
+NOISY_LOGGERS = ("pika", "httpx", "httpcore", "urllib3", "aiormq", "mail.log", "alembic")
 REDACTED = "[redacted]"
 #: Fields every line starts with, in this order.
 _HEAD = ("timestamp", "level", "logger", "event")

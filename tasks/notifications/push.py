@@ -13,11 +13,9 @@ The connection, timeout, quick retries and Retry-After are `shared.http_adapter.
 
 from __future__ import annotations
 
-import httpx
-
 from shared.config import Settings
 from shared.errors import PermanentError, TransientError
-from shared.http_adapter import HttpAdapter
+from shared.http_adapter import HttpAdapter, HttpResponse
 
 
 class PushUnavailable(TransientError):
@@ -48,7 +46,7 @@ class PushClient(HttpAdapter):
         except (ValueError, KeyError, TypeError) as exc:
             raise PushUnavailable(f"push gateway answered {response.status_code} without a push_id") from exc
 
-    def _refused(self, operation: str, response: httpx.Response) -> PermanentError:
+    def _refused(self, operation: str, response: HttpResponse) -> PermanentError:
         status = response.status_code
         return PushRejected(f"push gateway refused with {status}: {response.text[:200]}", status_code=status)
 

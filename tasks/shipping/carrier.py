@@ -20,12 +20,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from urllib.parse import quote
 
-import httpx
-
 from shared import metrics
 from shared.config import Settings
 from shared.errors import PermanentError, TransientError
-from shared.http_adapter import HttpAdapter
+from shared.http_adapter import HttpAdapter, HttpResponse
 
 
 class CarrierUnavailable(TransientError):
@@ -102,7 +100,7 @@ class CarrierClient(HttpAdapter):
         """Cancel a label so that it is refunded; voiding an already void label is not an error."""
         self._request("void_label", "POST", f"/v1/labels/{quote(label_id, safe='')}/void")
 
-    def _refused(self, operation: str, response: httpx.Response) -> PermanentError:
+    def _refused(self, operation: str, response: HttpResponse) -> PermanentError:
         status = response.status_code
         error = _error_body(response)
         if status == 422:
@@ -133,7 +131,7 @@ def record_response(operation: str, status: int | None, seconds: float) -> None:
     metrics.CARRIER_RESPONSES.labels(operation, "error" if status is None else str(status)).inc()
 
 
-def _error_body(response: httpx.Response) -> dict[str, str]:
+def _error_body(response: HttpResponse) -> dict[str, str]:
     try:
         body = response.json()
     except ValueError:
@@ -141,7 +139,7 @@ def _error_body(response: httpx.Response) -> dict[str, str]:
     return {str(k): str(v) for k, v in body.items()} if isinstance(body, dict) else {}
 
 
-def _label_from(response: httpx.Response) -> PurchasedLabel:
+def _label_from(response: HttpResponse) -> PurchasedLabel:
     try:
         body = response.json()
         return PurchasedLabel(
