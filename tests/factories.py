@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.messages import Envelope
+from tasks.fulfilment import orders
 from tasks.fulfilment.messages import PlaceOrder
 from tasks.fulfilment.models import Order
 
@@ -55,18 +57,8 @@ def message_kwargs(payload: PlaceOrder, envelope: Envelope) -> dict[str, Any]:
 
 def order_row(payload: PlaceOrder) -> Order:
     """The `orders` row a placed order starts as, for tests that write one directly."""
-    return Order(
-        id=payload.order_id,
-        listing_id=payload.listing_id,
-        buyer_id=payload.buyer.id,
-        seller_id=payload.seller.id,
-        buyer=payload.buyer.model_dump(mode="json"),
-        seller=payload.seller.model_dump(mode="json"),
-        market=payload.market,
-        currency=payload.currency,
-        item_price_minor=payload.item_price_minor,
-        shipping_price_minor=payload.shipping_price_minor,
-        state="placed",
-        payment_state="pending",
-        placed_at=payload.placed_at,
-    )
+    record = orders.placed(payload)
+    return Order(**{f.name: getattr(record, f.name) for f in fields(record) if f.name in COLUMNS})
+
+
+COLUMNS = {column.name for column in Order.__table__.columns}

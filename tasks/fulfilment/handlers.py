@@ -31,7 +31,7 @@ from tasks.fulfilment.orders import (
     insert,
     locked,
     move,
-    new_order,
+    placed,
     record,
     release_listing,
     reserve_listing,
@@ -53,7 +53,7 @@ def place_order(uow: UnitOfWork, msg: PlaceOrder) -> None:
     An order whose payment the ledger could never book goes no further (no capture, no label):
     it needs attention, so that no order ships unpaid.
     """
-    order = _new_order(msg)
+    order = placed(msg)
     insert(uow, order)
     record(order, None, "order_placed", "checkout")
     _reserve_and_ask(uow, order)
@@ -192,19 +192,3 @@ def _why_unwanted(state: OrderState) -> str:
     if state == OrderState.CANCELLED:
         return "order cancelled before the label arrived"
     return PAYMENT_NOT_BOOKED
-
-
-def _new_order(msg: PlaceOrder) -> OrderRecord:
-    return new_order(
-        id=msg.order_id,
-        listing_id=msg.listing_id,
-        buyer_id=msg.buyer.id,
-        seller_id=msg.seller.id,
-        buyer=msg.buyer.model_dump(mode="json"),
-        seller=msg.seller.model_dump(mode="json"),
-        market=msg.market,
-        currency=msg.currency,
-        item_price_minor=msg.item_price_minor,
-        shipping_price_minor=msg.shipping_price_minor,
-        placed_at=msg.placed_at,
-    )

@@ -26,6 +26,7 @@ from psycopg.types.json import Jsonb
 
 from shared.errors import TransientError
 from shared.uow import UnitOfWork
+from tasks.fulfilment.messages import PlaceOrder
 from tasks.fulfilment.states import OrderEvent, OrderState, PaymentState, transition
 
 
@@ -145,10 +146,23 @@ def move(order: OrderRecord, event: OrderEvent, cause: str) -> OrderState:
     return OrderState(order.state)
 
 
-def new_order(**facts: Any) -> OrderRecord:
-    """A placed order, not yet stored, whose payment the ledger has not answered yet."""
+def placed(msg: PlaceOrder) -> OrderRecord:
+    """The order a checkout placed, not yet stored, whose payment the ledger has not answered yet."""
     return OrderRecord(
-        **facts, state=OrderState.PLACED.value, payment_state=PaymentState.PENDING.value, label=None
+        id=msg.order_id,
+        listing_id=msg.listing_id,
+        buyer_id=msg.buyer.id,
+        seller_id=msg.seller.id,
+        buyer=msg.buyer.model_dump(mode="json"),
+        seller=msg.seller.model_dump(mode="json"),
+        market=msg.market,
+        currency=msg.currency,
+        item_price_minor=msg.item_price_minor,
+        shipping_price_minor=msg.shipping_price_minor,
+        state=OrderState.PLACED.value,
+        payment_state=PaymentState.PENDING.value,
+        label=None,
+        placed_at=msg.placed_at,
     )
 
 
