@@ -120,17 +120,20 @@ def is_sensitive_key(key: object) -> bool:
     """Whether a field named `key` may hold personal data or a credential (`shipTo.postCode` too)."""
     if not isinstance(key, str):
         return False
-    # Every line has the same few keys: remembered, they cost a lookup instead of two regexes.
-    return _sensitive_key(key) if len(key) <= _CACHED_KEY_CHARS else _key_is_sensitive(key)
+    # Every line has the same few keys: remembered, they cost a dict lookup instead of two regexes.
+    known = _KEY_SENSITIVITY.get(key)
+    if known is None:
+        known = _key_is_sensitive(key)
+        if len(key) <= _CACHED_KEY_CHARS and len(_KEY_SENSITIVITY) < _KEYS_KEPT:
+            _KEY_SENSITIVITY[key] = known
+    return known
 
 
-#: Longer keys are checked every time, so no content can fill the cache with large strings.
+#: Keys already judged. Longer keys are judged every time, and the count is bounded, so no
+#: content can fill it with large strings or many of them.
+_KEY_SENSITIVITY: dict[str, bool] = {}
 _CACHED_KEY_CHARS = 64
-
-
-@functools.lru_cache(maxsize=4096)
-def _sensitive_key(key: str) -> bool:
-    return _key_is_sensitive(key)
+_KEYS_KEPT = 4096
 
 
 def _key_is_sensitive(key: str) -> bool:
@@ -194,9 +197,18 @@ def redact_value(value: Any) -> Any:
 
 def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """structlog processor: the last step before rendering (see the module docstring)."""
-    return {
-        key: REDACTED if is_sensitive_key(key) else redact_value(value) for key, value in event_dict.items()
-    }
+    redacted = {}
+    for key, value in event_dict.items():
+        if is_sensitive_key(key):
+            redacted[key] = REDACTED
+        elif value is None or type(value) in _NUMBERS:  # most fields of a line: nothing to mask
+            redacted[key] = value
+        else:
+            redacted[key] = redact_value(value)
+    return redacted
+
+
+_NUMBERS = frozenset({int, float, bool})
 
 
 def _shared_processors() -> list[Processor]:
