@@ -163,6 +163,15 @@ class Settings(BaseSettings):
             "(each acked after its commit; see shared.batch). 1 handles every message alone."
         ),
     )
+    worker_batch_budget_ms: int = Field(
+        default=50,
+        ge=0,
+        description=(
+            "How long a batch is expected to take at most: a thread stops taking waiting messages "
+            "into its batch once their domain functions' recent mean times add up to this, since "
+            "every member's follow-ups wait for the batch's commit. 0: no limit but worker_batch_size."
+        ),
+    )
 
     # Outbox relay
     relay_batch_size: int = Field(
@@ -177,7 +186,7 @@ class Settings(BaseSettings):
         ),
     )
     relay_poll_interval_ms: int = Field(
-        default=50,
+        default=100,
         ge=1,
         description=(
             "How long the relay's first lane waits when the outbox is drained before it polls; while the "

@@ -56,7 +56,7 @@ def build_worker_broker(
             DeadLetterRecorder(runtime),
             MetricsServer(),
             *heartbeat,
-            BatchedHandling(settings.worker_batch_size),
+            BatchedHandling(settings.worker_batch_size, budget_s=settings.worker_batch_budget_ms / 1000),
         ],
     )
     bind_actors(broker, ACTORS, runtime)

@@ -3,8 +3,9 @@
 Dramatiq's worker threads take one message at a time off the process's work queue. At boot this
 middleware has the worker start `BatchingWorkerThread`s instead (through `Worker._add_worker`,
 the one place Dramatiq builds them). Given a message, such a thread also takes the messages
-already waiting behind it, without waiting for more, up to `batch_size`, and only those that
-the process's idle threads cannot take at once: a burst (the relay publishes an order's
+already waiting behind it, without waiting for more, up to `batch_size` or until the members'
+domain functions are expected to take `budget_s` (`HandlingTimes`: each actor's recent mean), and
+only those that the process's idle threads cannot take at once: a burst (the relay publishes an order's
 follow-ups in one pass) spreads over idle threads instead of queueing behind one transaction,
 whose commit would hold every member's follow-ups until the last member is done. When the queue
 is short, every message goes the one-message path as before, so batching adds no latency.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from queue import Empty
 from typing import Any
@@ -35,18 +37,22 @@ logger = logging.getLogger(__name__)
 
 
 class BatchedHandling(Middleware):
-    def __init__(self, batch_size: int) -> None:
+    def __init__(self, batch_size: int, *, budget_s: float = 0.0) -> None:
         self.batch_size = batch_size
+        self.budget_s = budget_s
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         if self.batch_size <= 1:
             return
 
         busy = _BusyThreads()
+        times = HandlingTimes()
 
         def add_worker() -> None:
             thread = BatchingWorkerThread(
                 batch_size=self.batch_size,
+                budget_s=self.budget_s,
+                times=times,
                 idle_threads=lambda: len(worker.workers) - busy.count,
                 busy=busy,
                 broker=broker,
@@ -72,12 +78,40 @@ class _BusyThreads:
             self.count += delta
 
 
+class HandlingTimes:
+    """Each actor's recent mean time in its domain function (an exponentially weighted mean), for
+    a thread to guess how long a batch will take; an actor not yet timed counts as instant."""
+
+    #: The weight of the newest time: about the last twenty count.
+    WEIGHT = 0.05
+
+    def __init__(self) -> None:
+        self._mean_s: dict[str, float] = {}
+
+    def expected_s(self, actor_name: str) -> float:
+        return self._mean_s.get(actor_name, 0.0)
+
+    def record(self, actor_name: str, seconds: float) -> None:
+        # One writer at a time is not needed: a lost update only delays the mean by one sample.
+        mean = self._mean_s.get(actor_name)
+        self._mean_s[actor_name] = seconds if mean is None else mean + self.WEIGHT * (seconds - mean)
+
+
 class BatchingWorkerThread(WorkerThread):
     def __init__(
-        self, *, batch_size: int, idle_threads: Callable[[], int], busy: _BusyThreads, **kwargs: Any
+        self,
+        *,
+        batch_size: int,
+        idle_threads: Callable[[], int],
+        busy: _BusyThreads,
+        budget_s: float = 0.0,
+        times: HandlingTimes | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.batch_size = batch_size
+        self.budget_s = budget_s
+        self.times = times or HandlingTimes()
         self.idle_threads = idle_threads
         self.busy = busy
 
@@ -94,8 +128,11 @@ class BatchingWorkerThread(WorkerThread):
             super().process_message(message)
             return
         batch, alone = [first], []
+        expected_s = self.times.expected_s(first.message.actor_name)
         # Leave as many waiting messages as there are idle threads to take them.
         while len(batch) < self.batch_size and self.work_queue.qsize() > self.idle_threads():
+            if self.budget_s and expected_s >= self.budget_s:
+                break
             try:
                 item = self.work_queue.get_nowait()
             except Empty:
@@ -103,6 +140,7 @@ class BatchingWorkerThread(WorkerThread):
             member = batchable(item.message, self.broker.actors)
             if member is not None and member.runtime is first.runtime:
                 batch.append(member)
+                expected_s += self.times.expected_s(member.message.actor_name)
             else:
                 alone.append(item.message)
         try:
@@ -140,7 +178,9 @@ class BatchingWorkerThread(WorkerThread):
             self.broker.emit_before("process_message", message)
             if message.failed:
                 raise RuntimeError("a middleware failed the message")
+            started = time.perf_counter()
             handle()
+            self.times.record(message.actor_name, time.perf_counter() - started)
         except BaseException:
             self.broker.emit_after("process_message", message, result=None)
             raise
