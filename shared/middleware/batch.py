@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 
 class BatchedHandling(Middleware):
-    def __init__(self, batch_size: int, *, budget_s: float = 0.0) -> None:
+    def __init__(self, batch_size: int, *, budget_s: float) -> None:
         self.batch_size = batch_size
         self.budget_s = budget_s
 
@@ -104,14 +104,14 @@ class BatchingWorkerThread(WorkerThread):
         batch_size: int,
         idle_threads: Callable[[], int],
         busy: _BusyThreads,
-        budget_s: float = 0.0,
-        times: HandlingTimes | None = None,
+        budget_s: float,
+        times: HandlingTimes,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.batch_size = batch_size
         self.budget_s = budget_s
-        self.times = times or HandlingTimes()
+        self.times = times
         self.idle_threads = idle_threads
         self.busy = busy
 
