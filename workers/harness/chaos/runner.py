@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -35,7 +36,7 @@ from workers.harness.demo.invariants import Refused, check_all
 from workers.harness.demo.prepare import prepare
 from workers.harness.demo.report import build_report
 from workers.harness.demo.scenario import build_scenario
-from workers.harness.demo.settle import wait_until_quiet
+from workers.harness.demo.settle import wait_until_quiet, what_is_busy
 from workers.harness.demo.stack import Stack, start_stack
 from workers.harness.demo.supervisor import ProcessFailed, Supervisor
 from workers.harness.fault_proxy import FaultProxy
@@ -43,6 +44,8 @@ from workers.harness.fault_proxy import FaultProxy
 #: Faults start once this share of the orders is final.
 TRIGGER_SHARE = 0.1
 SETTLE_TIMEOUT_S = 120.0
+#: What the faults' end and the settling get at least, however late the drive ended.
+LAST_WAIT_S = 15.0
 STACK_ATTEMPTS = 3
 
 
@@ -57,7 +60,13 @@ def run_scenario(
     timeout_s: float = 600.0,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Run `scenario` on `orders` demo orders against `postgres` and `nodes`; the result dict."""
+    """Run `scenario` on `orders` demo orders against `postgres` and `nodes`; the result dict.
+
+    `timeout_s` bounds the whole run, the faults' end and the settling included (each of those
+    still gets LAST_WAIT_S after a drive that used it all), so that a run that goes wrong returns
+    its report, with what was still busy, instead of being stopped from outside without one.
+    """
+    deadline = time.monotonic() + timeout_s
     run_dir.mkdir(parents=True, exist_ok=True)
     database = vhost = f"chaos_{scenario.name}"
     nodes[0].add_vhost(vhost)
@@ -96,14 +105,18 @@ def run_scenario(
         sandbox = stack.enter_context(httpx.Client(base_url=running.sandbox_url, timeout=15.0))
         driver = Driver(api=api, sandbox=sandbox, engine=engine)
         drive = driver.run(
-            plan, timeout_s=timeout_s, progress=monitor.progress, check_alive=keeper.check_alive
+            plan, timeout_s=_left(deadline), progress=monitor.progress, check_alive=keeper.check_alive
         )
         target.drive_over.set()
         say(f"{scenario.name}: drive over after {drive.elapsed_s:.0f}s; waiting for the faults to end")
         if injector is not None:
-            injector.join(timeout=timeout_s)
-        if not wait_until_quiet(engine, settings, timeout_s=SETTLE_TIMEOUT_S):
-            drive.errors.append(f"still busy {SETTLE_TIMEOUT_S:.0f}s after the last order was final")
+            injector.join(timeout=_left(deadline))
+            if injector.is_alive():
+                drive.errors.append(f"the faults had not ended {timeout_s:.0f}s after the start")
+        settle_s = min(SETTLE_TIMEOUT_S, _left(deadline))
+        if not wait_until_quiet(engine, settings, timeout_s=settle_s):
+            busy = what_is_busy(engine, settings)
+            drive.errors.append(f"still busy {settle_s:.0f}s after the drive ended: {busy}")
         facts = collect(engine, sandbox=sandbox, maildir=running.maildir)
         refused = Refused(
             planned=len(plan.refusals),
@@ -140,6 +153,10 @@ def run_scenario(
         "driver_errors": report["driver"]["errors"][:10],
         "run_dir": str(run_dir),
     }
+
+
+def _left(deadline: float) -> float:
+    return max(LAST_WAIT_S, deadline - time.monotonic())
 
 
 def start_with_retries(supervisor: Supervisor, settings: Settings) -> Stack:

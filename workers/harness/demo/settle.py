@@ -59,6 +59,31 @@ def wait_until_quiet(
     return False
 
 
+def what_is_busy(engine: Engine, settings: Settings) -> str:
+    """What keeps the platform from being quiet, for the report of a run that did not settle:
+    unpublished outbox rows and, per non-empty queue, its ready and unacknowledged messages and
+    consumers (a message held unacknowledged by a consumer that no longer works shows here)."""
+    with engine.connect() as connection:
+        unpublished = connection.execute(_ACTIVITY).one()[0]
+    parts = [f"{unpublished} unpublished outbox rows"]
+    path = f"/api/queues/{quote(settings.amqp_vhost, safe='')}"
+    columns = "name,messages,messages_ready,messages_unacknowledged,consumers"
+    try:
+        with management_client(settings) as client:
+            response = client.get(path, params={"columns": columns})
+            response.raise_for_status()
+    except httpx.HTTPError as error:
+        return f"{parts[0]}; queues unknown ({error})"
+    for queue in response.json():
+        if int(queue.get("messages") or 0) > 0:
+            parts.append(
+                f"{queue['name']}: {queue.get('messages_ready', 0)} ready, "
+                f"{queue.get('messages_unacknowledged', 0)} unacknowledged, "
+                f"{queue.get('consumers', 0)} consumers"
+            )
+    return "; ".join(parts)
+
+
 def queued_messages(settings: Settings) -> int:
     """Messages ready or unacknowledged in the vhost's work and delay queues (RabbitMQ's view).
 
