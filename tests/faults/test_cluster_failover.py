@@ -46,6 +46,7 @@ VHOST = "circulate_cluster"
 BEFORE, DURING, AFTER = 20, 100, 30
 #: Generous bounds for waits, not timing assertions: the stall itself is printed.
 RESUME_BOUND_S = 60
+QUEUE_FIELDS = {"leader", "members", "online", "state", "messages", "messages_unacknowledged", "consumers"}
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +147,20 @@ def _consuming_resumed(log: Path, wall: float) -> float:
     return max(gaps, key=lambda gap: gap[1] - gap[0])[1] if gaps else wall
 
 
+def _queue_state(settings: Settings, node: OwnRabbitNode, queue: str) -> str:
+    """What the cluster says about `queue`: the management API's view and Ra's, for a failure."""
+    try:
+        seen = {k: v for k, v in _queues(settings)[queue].items() if k in QUEUE_FIELDS}
+    except (httpx.HTTPError, KeyError) as error:
+        seen = {"management API": repr(error)}
+    expression = f'rabbit_quorum_queue:status(<<"{VHOST}">>, <<"{queue}">>).'
+    try:
+        status = node.ctl("eval", expression, timeout=30)
+    except Exception as error:  # a report, whatever failed
+        status = repr(error)
+    return f"{queue} from the management API: {seen}\nRa's status from {node.name}: {status}"
+
+
 def _relay_on(settings: Settings, node: str) -> contextlib.ExitStack:
     """A relay in this process whose connection landed on `node` (nodes are tried from a random
     first one, so it is restarted until it does)."""
@@ -189,14 +204,19 @@ def test_orders_flow_on_with_every_one_handled_once_after_the_leading_node_is_ki
             during = enqueue_orders(runtime, DURING)
             wait_until(lambda: count_rows(runtime, Order) >= BEFORE + DURING // 10, timeout=RESUME_BOUND_S)
 
-            print(f"killing after {time.monotonic() - began:.1f}s")
+            state = _queue_state(settings, victim, "fulfilment")
+            print(f"killing after {time.monotonic() - began:.1f}s; {state}")
             # When that node is killed with SIGKILL mid-stream, and more orders are written after it
             killed_wall = time.time()
             victim.kill()
             after = enqueue_orders(runtime, AFTER)
 
             # Then orders written after the kill are published and consumed on a surviving node
-            wait_until(lambda: _orders_among(runtime, after), timeout=RESUME_BOUND_S)
+            try:
+                wait_until(lambda: _orders_among(runtime, after), timeout=RESUME_BOUND_S)
+            except AssertionError as error:
+                survivor = next(node for node in cluster if node is not victim)
+                raise AssertionError(f"{error}\n{_queue_state(settings, survivor, 'fulfilment')}") from None
             wait_until(lambda: count_rows(runtime, Order) == BEFORE + DURING + AFTER, timeout=RESUME_BOUND_S)
             drained_s = time.time() - killed_wall
         survivors = sorted(set(_leaders(settings).values()))

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,12 +33,12 @@ def test_a_killed_worker_process_is_replaced_and_one_whose_keeper_dies_goes_with
     with circulate(
         settings, "worker", "--processes", "2", "--threads", "2", "--queues", "fulfilment", log=log
     ) as group:
-        pids = wait_until(lambda: _both(group.pid), timeout=60)
+        pids = _waited(lambda: _both(group.pid), group.pid, log, timeout=60)
         # When one of them is SIGKILLed
         victim = pids[0]
         os.kill(victim, signal.SIGKILL)
         # Then another takes its place and the group's main process never exits
-        replaced = wait_until(lambda: _replaced(group.pid, pids), timeout=60)
+        replaced = _waited(lambda: _replaced(group.pid, pids), group.pid, log, timeout=60)
         assert victim not in replaced
         assert group.poll() is None, log.read_text()
         # And the group still consumes
@@ -49,6 +51,30 @@ def test_a_killed_worker_process_is_replaced_and_one_whose_keeper_dies_goes_with
         os.kill(_parent(worker), signal.SIGKILL)
         # Then its worker process goes with it, rather than consuming on outside any group
         wait_until(lambda: not _alive(worker), timeout=15)
+
+
+def _waited(predicate: Callable[[], Any], main_pid: int, log: Path, *, timeout: float) -> Any:
+    """`wait_until`, failing with the group's processes and log: what a CI failure needs."""
+    try:
+        return wait_until(predicate, timeout=timeout)
+    except AssertionError as error:
+        tail = log.read_text(errors="replace")[-6000:]
+        raise AssertionError(f"{error}\n{_tree(main_pid)}\n{tail}") from None
+
+
+def _tree(pid: int, depth: int = 0) -> str:
+    """`pid` and its descendants, one per line: pid, state, wait channel, command line."""
+    base = Path(f"/proc/{pid}")
+    try:
+        state = (base / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        wchan = (base / "wchan").read_text()
+        command = (base / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
+        children = (base / "task" / str(pid) / "children").read_text().split()
+    except OSError:
+        return f"{'  ' * depth}{pid} gone"
+    lines = [f"{'  ' * depth}{pid} {state} {wchan} {command}"]
+    lines.extend(_tree(int(child), depth + 1) for child in children)
+    return "\n".join(lines)
 
 
 def _parent(pid: int) -> int:
