@@ -28,6 +28,7 @@ import contextlib
 import ctypes
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -72,7 +73,8 @@ def keep(
     `args[ready_at]`, if given, is the event the child sets once it has booted (Dramatiq's
     worker process sets it when its consumers run): a child killed after it had booted is
     replaced at once, one killed before it booted after a doubling delay, so that a process that
-    cannot boot is not restarted in a tight loop. Each replacement gets an event of its own.
+    cannot boot is not restarted in a tight loop. Each child gets a `BootSignal` of its own in
+    that place, and this keeper sets Dramatiq's event when the first child has booted.
     """
     stopping = StopRequest()
     child: multiprocessing.Process | None = None
@@ -90,7 +92,11 @@ def keep(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     wait_s = FIRST_WAIT_S
     child_args = list(args)
+    told = args[ready_at] if ready_at is not None else None
     while True:
+        boot = BootSignal()
+        if ready_at is not None:
+            child_args[ready_at] = boot
         # Started while Dramatiq's main process still blocks its handled signals: the child
         # inherits the mask and unblocks it once its own handlers are in place, as before.
         child = multiprocessing.Process(target=_bound_to_parent, args=(target, *child_args), daemon=False)
@@ -98,7 +104,8 @@ def keep(
         signal.pthread_sigmask(signal.SIG_UNBLOCK, INHERITED_BLOCK)
         if stopping.is_set() and child.pid is not None:
             os.kill(child.pid, signal.SIGTERM)  # asked to stop while this child was starting
-        child.join()
+        booted = _wait_for_exit(child, boot, told)
+        told = None  # Dramatiq's main process waits for its Event at the start only
         code = child.exitcode
         if code is None or code >= 0 or stopping.is_set():
             return 0 if code is None else code
@@ -110,15 +117,62 @@ def keep(
         )
         if on_death is not None and pid is not None:
             on_death(pid)
-        booted = ready_at is None or child_args[ready_at].is_set()
-        if booted:
+        if booted or ready_at is None:
             wait_s = FIRST_WAIT_S
         elif stopping.wait(wait_s):
             return code
         else:
             wait_s = min(wait_s * 2, MAX_WAIT_S)
-        if ready_at is not None:
-            child_args[ready_at] = multiprocessing.Event()
+
+
+class BootSignal:
+    """What the keeper hands its child where Dramatiq's worker process expects its boot Event.
+
+    The child calls `set()` once its consumers run, as it would Dramatiq's Event; here that writes
+    a byte to a pipe only this keeper reads. A `multiprocessing.Event` would not do: its `set`
+    holds a lock shared by every process while it waits for the waiting process to wake, so a
+    child killed in that moment left the lock held for good, and the keeper, asking the Event
+    whether its dead child had booted, waited for that lock forever and started no other (found
+    under load by `tests/faults/test_worker_restarts.py`; `tests/unit/test_keeper_boot_signal.py`
+    kills a child at that moment). A byte is written whole or not at all, and nobody waits on it.
+    """
+
+    def __init__(self) -> None:
+        self.reader, self._writer = multiprocessing.Pipe(duplex=False)
+        self.was_set = False
+
+    def set(self) -> None:
+        with contextlib.suppress(OSError):
+            self._writer.send_bytes(b"1")
+
+    def take(self) -> bool:
+        """Whether the child has signalled (read without waiting); remembered once it has."""
+        with contextlib.suppress(OSError, EOFError):
+            while self.reader.poll():
+                self.reader.recv_bytes()
+                self.was_set = True
+        return self.was_set
+
+    def close(self) -> None:
+        self.reader.close()
+        self._writer.close()
+
+
+def _wait_for_exit(child: multiprocessing.Process, boot: BootSignal, told: Any) -> bool:
+    """Wait for `child` to exit; whether it had booted. Dramatiq's main process, which waits for
+    the first child's boot on `told` (its Event), is told by this keeper, which is not killed
+    while it sets it as a worker process can be."""
+    try:
+        while not boot.was_set:
+            ready = multiprocessing.connection.wait([child.sentinel, boot.reader])
+            if boot.take() and told is not None:
+                told.set()
+            if child.sentinel in ready:
+                break
+        child.join()
+        return boot.take()
+    finally:
+        boot.close()
 
 
 class StopRequest:
