@@ -22,6 +22,9 @@ from shared.outbox import Outbox, write_held
 if TYPE_CHECKING:
     from shared.runtime import Runtime
 
+#: A statement's parameters: psycopg's `%(name)s` (a mapping) or `%s` (a sequence) placeholders.
+Params = Mapping[str, Any] | Sequence[Any] | None
+
 
 class UnitOfWork:
     """`with UnitOfWork(...) as uow:` ... `uow.commit()`; leaving the block without it rolls back."""
@@ -54,12 +57,11 @@ class UnitOfWork:
         self.session.begin()
         self._connection: psycopg.Connection[Any] | None = None
         self._held_rows: list[dict[str, Any]] = []
+        self._writes: list[tuple[str, Params]] = []
         self._bind_outbox()
         return self
 
-    def execute(
-        self, statement: str, params: Mapping[str, Any] | Sequence[Any] | None = None
-    ) -> psycopg.Cursor[Any]:
+    def execute(self, statement: str, params: Params = None) -> psycopg.Cursor[Any]:
         """Run one SQL statement (psycopg's `%(name)s` placeholders) in this unit of work's transaction.
 
         The handlers' path to the database: SQLAlchemy's `Session.execute` costs more CPU than a
@@ -69,6 +71,19 @@ class UnitOfWork:
         would, so both can be used in one handler and each sees what the other wrote.
         """
         return self._driver().execute(statement, params)
+
+    def write_at_commit(self, statement: str, params: Params = None) -> None:
+        """Send a write with the commit: for a write that nothing in this transaction reads.
+
+        `execute` waits for each statement's answer, a round trip each. A write whose result
+        the handler does not need (a row inserted for the record) can instead travel with the
+        COMMIT, the held outbox rows and the other such writes, pipelined: one round trip for all
+        of them, and for a whole batch's (`shared.batch`). What that costs is the contract:
+        nothing in this unit of work sees the write before the commit (neither a later statement
+        of the same handler nor another message's handler in the same batch), and an error the
+        write raises (a constraint it violates) is raised by `commit`, which rolls everything back.
+        """
+        self._writes.append((statement, params))
 
     def _driver(self) -> psycopg.Connection[Any]:
         """The transaction's psycopg connection, with the session's pending changes flushed to it."""
@@ -94,9 +109,19 @@ class UnitOfWork:
         )
 
     def commit(self) -> None:
-        """Write the outbox rows held for this transaction (`Outbox`), then commit."""
-        if self._held_rows:
-            write_held(self._driver(), self._held_rows)
+        """Commit, with the writes held for it (`write_at_commit`) and the outbox rows held for
+        this transaction (`Outbox`) sent ahead of the COMMIT in one pipeline: one round trip."""
+        if self._writes or self._held_rows:
+            connection = self._driver()
+            with connection.pipeline():
+                for statement, params in self._writes:
+                    connection.execute(statement, params)
+                self._writes.clear()
+                write_held(connection, self._held_rows)
+                # In the pipeline, whose one Sync at its end answers for all: psycopg's own
+                # commit() there syncs once for the COMMIT and once more leaving the pipeline.
+                connection.execute("COMMIT")
+        # Ends the session's transaction; the connection's is over, so nothing is sent.
         self.session.commit()
         crash_points.reach("worker.after_commit")
 

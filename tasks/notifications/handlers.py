@@ -64,12 +64,12 @@ def deliver(uow: UnitOfWork, msg: DeliverNotification) -> None:
     if status == SENT:
         return
     if refused:
-        _record(uow.session, msg.dedupe_key, status=SKIPPED_OPT_OUT)
+        _record(uow, msg.dedupe_key, status=SKIPPED_OPT_OUT)
         metrics.NOTIFICATIONS.labels(msg.channel, "suppressed").inc()
         return
     rendered = render(msg.template, msg.template_context())
     message_id = _send(uow.runtime, msg, rendered)
-    _record(uow.session, msg.dedupe_key, status=SENT, message_id=message_id, sent_at=datetime.now(UTC))
+    _record(uow, msg.dedupe_key, status=SENT, message_id=message_id, sent_at=datetime.now(UTC))
 
 
 def set_preference(session: Session, user_id: str, channel: Channel, opted_out: bool) -> None:
@@ -126,10 +126,13 @@ def _claim(session: Session, msg: DeliverNotification) -> tuple[str, bool]:
 
 
 def _record(
-    session: Session, key: str, *, status: str, message_id: str | None = None, sent_at: datetime | None = None
+    uow: UnitOfWork, key: str, *, status: str, message_id: str | None = None, sent_at: datetime | None = None
 ) -> None:
+    """The outcome replaces `pending` with the commit (`write_at_commit`): nothing in the
+    transaction reads it, a batch-mate's notification is another row, and a concurrent delivery
+    of this key waits on the row lock `_claim` took until the commit anyway."""
     params = {"key": key, "status": status, "message_id": message_id, "sent_at": sent_at}
-    driver_connection(session).execute(_RECORD, params)
+    uow.write_at_commit(_RECORD, params)
 
 
 def _insert(session: Session, msg: NotificationRequest, channel: str, key: str, *, status: str) -> None:

@@ -15,6 +15,7 @@ from shared.dead_letters.models import DeadLetter
 from shared.messages import Envelope, Payload
 from shared.outbox import OutboxRow
 from shared.runtime import Runtime
+from shared.uow import UnitOfWork
 from tasks.notifications import handlers
 from tasks.notifications.handlers import set_preference
 from tasks.notifications.identity import dedupe_key_for, message_id_for
@@ -241,9 +242,8 @@ def test_a_concurrent_delivery_of_the_same_notification_waits_for_the_first_and_
     transaction's row and reads its outcome, so two deliveries of one notification never both send."""
     message = delivery(order_confirmed(), "email")
     seen: list[tuple[str, bool]] = []
-    with runtime.sessions() as first:
-        first.begin()
-        assert handlers._claim(first, message) == ("pending", False)
+    with UnitOfWork(runtime.sessions, runtime=runtime) as first:
+        assert handlers._claim(first.session, message) == ("pending", False)
 
         def second_delivery() -> None:
             with runtime.sessions() as second, second.begin():

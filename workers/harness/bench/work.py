@@ -31,8 +31,9 @@ _INSERT = "INSERT INTO bench_sales (sale_id, amount_minor) VALUES (%(sale_id)s, 
 
 
 def record_sale(uow: UnitOfWork, msg: RecordSale) -> None:
-    """What a handler writes through: `uow.execute`, the path the domain handlers take."""
-    uow.execute(_INSERT, {"sale_id": msg.sale_id, "amount_minor": msg.amount_minor})
+    """A row for the record, which nothing reads in the transaction: sent with the commit
+    (`uow.write_at_commit`), as a domain handler sends such a write."""
+    uow.write_at_commit(_INSERT, {"sale_id": msg.sale_id, "amount_minor": msg.amount_minor})
 
 
 RECORD_SALE = handler_actor(record_sale, RecordSale)
