@@ -36,6 +36,8 @@ logger = logging.getLogger("circulate.messages")
 
 #: The proxy attribute holding the context tokens bound for the current attempt.
 _BOUND = "circulate_log_context"
+#: The proxy attribute holding the message's ids, as `message_ids` read them before handling.
+_IDS = "circulate_log_ids"
 _LEVELS = {
     Outcome.SUCCEEDED: logging.INFO,
     Outcome.DUPLICATE_SKIPPED: logging.INFO,
@@ -48,7 +50,9 @@ _LEVELS = {
 class MessageLog(Middleware):
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
         queue, actor = labels(broker, message)
-        context = {"message_id": message.message_id, "actor": actor, "queue": queue, **message_ids(message)}
+        ids = message_ids(message)
+        setattr(message, _IDS, ids)  # read again for the outcome line, not parsed twice
+        context = {"message_id": message.message_id, "actor": actor, "queue": queue, **ids}
         setattr(message, _BOUND, structlog.contextvars.bind_contextvars(**context))
 
     def after_process_message(
@@ -81,7 +85,7 @@ class MessageLog(Middleware):
             "message_id": message.message_id,
             "actor": actor,
             "queue": queue,
-            **message_ids(message),
+            **(getattr(message, _IDS, None) or message_ids(message)),
             "attempt": attempt.number if attempt else int(message.options.get("retries", 0) or 0) + 1,
             "outcome": outcome.value,
             "duration_ms": _ms(attempt.elapsed_s) if attempt else None,

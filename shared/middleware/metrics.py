@@ -22,6 +22,7 @@ a log line and the counter can never disagree about how a message ended.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -85,6 +86,31 @@ def classify(attempt: Attempt | None, *, acked: bool) -> Outcome | None:
     return None  # skipped and acked: dropped on purpose by a middleware; none of ours does this
 
 
+@dataclass(frozen=True)
+class _Series:
+    """One queue and actor's labelled series, looked up once: `labels()` validates and locks on
+    every call, about 2.5 us each, five times a message."""
+
+    in_progress: Any
+    queue_wait: Any
+    handling: Any
+
+
+@functools.cache
+def _series(queue: str, actor: str) -> _Series:
+    # Bounded: `labels` only lets registered actor names (and UNKNOWN_ACTOR) through.
+    return _Series(
+        in_progress=metrics.MESSAGES_IN_PROGRESS.labels(queue, actor),
+        queue_wait=metrics.MESSAGE_QUEUE_WAIT.labels(queue, actor),
+        handling=metrics.MESSAGE_HANDLING.labels(queue, actor),
+    )
+
+
+@functools.cache
+def _outcome_counter(queue: str, actor: str, result: Outcome) -> Any:
+    return metrics.MESSAGES.labels(queue, actor, result)
+
+
 class MessageMetrics(Middleware):
     def __init__(self) -> None:
         self._current = threading.local()
@@ -103,10 +129,11 @@ class MessageMetrics(Middleware):
         # Recorded on the proxy before the increment, so every increment has its decrement.
         setattr(message, ATTEMPT, attempt)
         self._current.attempt = attempt
-        metrics.MESSAGES_IN_PROGRESS.labels(queue, actor).inc()
+        series = _series(queue, actor)
+        series.in_progress.inc()
         wait = queue_wait_seconds(message)
         if wait is not None:
-            metrics.MESSAGE_QUEUE_WAIT.labels(queue, actor).observe(wait)
+            series.queue_wait.observe(wait)
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
@@ -124,13 +151,14 @@ class MessageMetrics(Middleware):
         if attempt is None or attempt.finished:
             return
         attempt.finished = True
+        series = _series(attempt.queue, attempt.actor)
         try:
             attempt.raised = raised
             attempt.marked = outcome.take()
             attempt.elapsed_s = time.perf_counter() - attempt.started
-            metrics.MESSAGE_HANDLING.labels(attempt.queue, attempt.actor).observe(attempt.elapsed_s)
+            series.handling.observe(attempt.elapsed_s)
         finally:
-            metrics.MESSAGES_IN_PROGRESS.labels(attempt.queue, attempt.actor).dec()
+            series.in_progress.dec()
 
     def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
         # Retries re-enqueues the message (same id) from the worker thread handling it.
@@ -150,7 +178,7 @@ class MessageMetrics(Middleware):
         result = classify(attempt, acked=acked)
         if result is not None:
             queue, actor = (attempt.queue, attempt.actor) if attempt else labels(broker, message)
-            metrics.MESSAGES.labels(queue, actor, result).inc()
+            _outcome_counter(queue, actor, result).inc()
 
 
 def labels(broker: dramatiq.Broker, message: Any) -> tuple[str, str]:
