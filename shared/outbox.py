@@ -1,10 +1,11 @@
 """The transactional outbox: follow-up messages written in the same transaction as the effects.
 
 A row is a complete Dramatiq message (JSON bytes) plus the queue it goes to, and the moment it
-becomes due (`available_at`). Adding a due row notifies `WAKE_CHANNEL` in the same transaction, so
-the relay (`workers/relay.py`), which LISTENs there, starts a pass as soon as it commits instead of
-at its next poll. It publishes unpublished rows that are due with windowed publisher confirms and
-marks them; its claim uses `FOR UPDATE SKIP LOCKED` so several relays never publish the same row.
+becomes due (`available_at`). A transaction that adds a due row is followed by a notification on
+`WAKE_CHANNEL` (`WAKE_RELAY`, sent right after its COMMIT), so the relay (`workers/relay.py`),
+which LISTENs there, starts a pass as soon as it commits instead of at its next poll. It
+publishes unpublished rows that are due with windowed publisher confirms and marks them; its
+claim uses `FOR UPDATE SKIP LOCKED` so several relays never publish the same row.
 A delayed message (an order's completion three days
 after delivery) waits here, not in RabbitMQ: no worker holds it, so neither the broker's consumer
 timeout nor a worker restart touches it (`shared.schedule`).
@@ -65,14 +66,30 @@ def encode_message(envelope: Envelope, payload: Payload) -> bytes:
 #: Postgres delivers the notification only when (and if) that transaction commits.
 WAKE_CHANNEL = "circulate_outbox"
 
+#: The relay's wake-up as a transaction of its own, sent after the COMMIT of the rows it announces
+#: (the unit of work sends it in the same pipeline: no extra round trip).
+#:
+#: PostgreSQL serialises the commits of notifying transactions: `NOTIFY` takes a database-wide lock
+#: at commit and holds it until the commit is over, its WAL flush included. With the wake-up inside
+#: the transaction that wrote the rows, every handler's commit queued behind every other's flush on
+#: that lock (`Lock:object` waits at `COMMIT` in `pg_stat_activity` at 50 orders/s), and the rows
+#: those transactions had locked stayed locked while they queued. Alone and committed without
+#: waiting for its flush (`synchronous_commit` off for this transaction only: it writes nothing
+#: that must survive a crash), the wake-up holds the lock for microseconds.
+WAKE_RELAY = (
+    f"SELECT pg_notify('{WAKE_CHANNEL}', '') "
+    "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS commit_without_waiting"
+)
+
 _INSERT = (
     "INSERT INTO outbox (message_id, queue_name, actor_name, body, available_at) "
     "VALUES (%(message_id)s, %(queue_name)s, %(actor_name)s, %(body)s, "
     "now() + make_interval(secs => %(delay_s)s))"
 )
 #: A row due now, and the relay's wake-up in the same statement (no extra round trip). Several in
-#: one transaction are folded into one notification by Postgres. Writers of their own (the API's
-#: one-round-trip intake) use this statement too, or the relay only finds their rows at its poll.
+#: one transaction are folded into one notification by Postgres. For producers' own transactions
+#: (`shared.enqueue`: the CLI, tests, re-drives), whose few commits may well wait on the
+#: notification lock; the API's intake and the unit of work send `WAKE_RELAY` after their commit.
 INSERT_DUE_AND_WAKE = (
     "INSERT INTO outbox (message_id, queue_name, actor_name, body) "
     "SELECT %(message_id)s, %(queue_name)s, %(actor_name)s, %(body)s "
@@ -80,15 +97,13 @@ INSERT_DUE_AND_WAKE = (
 )
 
 
-#: Several rows in one statement, in the order they were added (the relay publishes by `id`); the
-#: relay's wake-up rides along when any of them is due now.
+#: Several rows in one statement, in the order they were added (the relay publishes by `id`).
 _INSERT_ROWS = (
-    "WITH added AS (INSERT INTO outbox (message_id, queue_name, actor_name, body, available_at) "
+    "INSERT INTO outbox (message_id, queue_name, actor_name, body, available_at) "
     "SELECT r.message_id, r.queue_name, r.actor_name, r.body, now() + make_interval(secs => r.delay_s) "
     "FROM unnest(%(message_ids)s::uuid[], %(queue_names)s::text[], %(actor_names)s::text[], "
     "%(bodies)s::bytea[], %(delays_s)s::float8[]) WITH ORDINALITY "
-    "AS r (message_id, queue_name, actor_name, body, delay_s, n) ORDER BY r.n RETURNING 1) "
-    f"SELECT pg_notify('{WAKE_CHANNEL}', '') WHERE %(wake)s AND EXISTS (SELECT FROM added)"
+    "AS r (message_id, queue_name, actor_name, body, delay_s, n) ORDER BY r.n"
 )
 
 
@@ -145,20 +160,24 @@ class Outbox:
         return follow_up_key(self.parent_key, payload.kind, suffix)
 
 
-def write_held(connection: Any, rows: list[dict[str, Any]]) -> None:
-    """Write the rows an `Outbox` held, in one statement, and empty the list."""
+def write_held(connection: Any, rows: list[dict[str, Any]]) -> bool:
+    """Write the rows an `Outbox` held, in one statement, and empty the list.
+
+    True when a row is due now: the caller sends `WAKE_RELAY` once its transaction has committed.
+    """
     if not rows:
-        return
+        return False
+    due_now = any(row["delay_s"] == 0 for row in rows)
     params = {
         "message_ids": [row["message_id"] for row in rows],
         "queue_names": [row["queue_name"] for row in rows],
         "actor_names": [row["actor_name"] for row in rows],
         "bodies": [row["body"] for row in rows],
         "delays_s": [row["delay_s"] for row in rows],
-        "wake": any(row["delay_s"] == 0 for row in rows),
     }
     connection.execute(_INSERT_ROWS, params)
     rows.clear()
+    return due_now
 
 
 def follow_up_key(parent_key: str | None, kind: str, suffix: str = "") -> str:

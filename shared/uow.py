@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared import crash_points
 from shared.db import driver_connection
 from shared.messages import Envelope
-from shared.outbox import Outbox, write_held
+from shared.outbox import WAKE_RELAY, Outbox, write_held
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -110,17 +110,24 @@ class UnitOfWork:
 
     def commit(self) -> None:
         """Commit, with the writes held for it (`write_at_commit`) and the outbox rows held for
-        this transaction (`Outbox`) sent ahead of the COMMIT in one pipeline: one round trip."""
+        this transaction (`Outbox`) sent ahead of the COMMIT in one pipeline: one round trip.
+
+        When a held row is due now, the relay's wake-up (`WAKE_RELAY`) follows the COMMIT in the
+        same pipeline as a transaction of its own, so this transaction's commit never waits on
+        PostgreSQL's notification lock; if the COMMIT fails, PostgreSQL skips the rest of the
+        pipeline and no wake-up is sent."""
         if self._writes or self._held_rows:
             connection = self._driver()
             with connection.pipeline():
                 for statement, params in self._writes:
                     connection.execute(statement, params)
                 self._writes.clear()
-                write_held(connection, self._held_rows)
+                wake_relay = write_held(connection, self._held_rows)
                 # In the pipeline, whose one Sync at its end answers for all: psycopg's own
                 # commit() there syncs once for the COMMIT and once more leaving the pipeline.
                 connection.execute("COMMIT")
+                if wake_relay:  # its own implicit transaction, ended by the pipeline's Sync
+                    connection.execute(WAKE_RELAY)
         # Ends the session's transaction; the connection's is over, so nothing is sent.
         self.session.commit()
         crash_points.reach("worker.after_commit")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import ClassVar
@@ -84,3 +85,60 @@ def test_a_unit_of_work_left_without_its_commit_writes_no_row(clean_db: Runtime)
         raise RuntimeError("the handler failed")
 
     assert _rows(clean_db) == []
+
+
+def _statements_sent(uow: UnitOfWork) -> list[str]:
+    """The SQL of each statement the unit of work's commit sent, in order (libpq's protocol trace)."""
+    connection = uow._driver()
+    with tempfile.TemporaryFile("w+") as trace:
+        connection.pgconn.trace(trace.fileno())
+        try:
+            uow.commit()
+        finally:
+            connection.pgconn.untrace()
+        trace.seek(0)
+        lines = trace.read().splitlines()
+    return [line for line in lines if "\tF\t" in line and ("\tParse\t" in line or "\tQuery\t" in line)]
+
+
+def test_the_relay_is_woken_by_a_transaction_of_its_own_after_the_commit(
+    clean_db: Runtime, listener: psycopg.Connection
+) -> None:
+    """The transaction that writes the rows sends no notification: PostgreSQL holds a lock shared
+    by every notifying transaction from its commit until its WAL flush is over, and handlers'
+    commits queued on it. The wake-up follows the COMMIT, committed without waiting for a flush."""
+    with _uow(clean_db) as uow:
+        uow.execute("SELECT 1")  # the transaction has begun
+        uow.outbox.add(Ping(n=1))
+        sent = _statements_sent(uow)
+
+    commit = next(i for i, line in enumerate(sent) if '"COMMIT"' in line)
+    notifying = [i for i, line in enumerate(sent) if "pg_notify" in line]
+    assert notifying, sent
+    assert all(i > commit for i in notifying), sent  # nothing before the COMMIT notifies
+    assert "synchronous_commit" in sent[notifying[0]]
+    assert len(list(listener.notifies(timeout=2))) == 1
+    assert _rows(clean_db) == [("1", True)]
+
+
+def test_the_wake_up_leaves_the_connection_committing_durably(clean_db: Runtime) -> None:
+    """`synchronous_commit` is off for the wake-up's own transaction only."""
+    with _uow(clean_db) as uow:
+        uow.outbox.add(Ping(n=1))
+        uow.commit()
+        connection = uow._driver()
+        assert connection.execute("SHOW synchronous_commit").fetchone() == ("on",)
+
+
+def test_a_commit_that_fails_wakes_nobody(clean_db: Runtime, listener: psycopg.Connection) -> None:
+    with clean_db.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE IF NOT EXISTS wake_checks (n integer PRIMARY KEY)"))
+        connection.execute(text("TRUNCATE wake_checks"))
+        connection.execute(text("INSERT INTO wake_checks VALUES (1)"))
+    with pytest.raises(psycopg.IntegrityError), _uow(clean_db) as uow:
+        uow.outbox.add(Ping(n=1))
+        uow.write_at_commit("INSERT INTO wake_checks VALUES (1)")  # taken: the commit fails
+        uow.commit()
+
+    assert _rows(clean_db) == []
+    assert list(listener.notifies(timeout=1)) == []
