@@ -87,7 +87,14 @@ class Mailer:
         Raises `MailUnavailable`, `MailRejected`, or `InvalidMessage` when the email itself cannot be
         built (a header with a line break, a malformed Message-ID).
         """
-        message = self._build(to=to, subject=subject, body=body, message_id=message_id, headers=headers)
+        date = format_datetime(datetime.now(UTC))
+        message: EmailMessage | bytes | None = None
+        if not headers:
+            message = self._plain_email(to=to, subject=subject, body=body, message_id=message_id, date=date)
+        if message is None:
+            message = self._build(
+                to=to, subject=subject, body=body, message_id=message_id, headers=headers, date=date
+            )
         try:
             self._send_reusing(message, to)
         except (smtplib.SMTPException, OSError) as exc:
@@ -101,18 +108,23 @@ class Mailer:
         for connection in connections:
             _hang_up(connection, politely=True)
 
-    def _send_reusing(self, message: EmailMessage, to: str) -> None:
+    def _send_reusing(self, message: EmailMessage | bytes, to: str) -> None:
         """One connection per worker thread, kept between emails: connecting, EHLO and QUIT for
         each email would cost more round trips than the email itself."""
         connection: smtplib.SMTP | None = getattr(self._local, "connection", None)
         if connection is not None:
             try:
-                connection.send_message(message, from_addr=self._sender, to_addrs=[to])
+                self._hand(connection, message, to)
                 return
             except smtplib.SMTPServerDisconnected:
                 self._drop()  # the relay closed an idle connection before MAIL FROM: reconnect once
-        connection = self._connect()
-        connection.send_message(message, from_addr=self._sender, to_addrs=[to])
+        self._hand(self._connect(), message, to)
+
+    def _hand(self, connection: smtplib.SMTP, message: EmailMessage | bytes, to: str) -> None:
+        if isinstance(message, bytes):  # written already, as `send_message` would write it
+            connection.sendmail(self._sender, [to], message)
+        else:
+            connection.send_message(message, from_addr=self._sender, to_addrs=[to])
 
     def _connect(self) -> smtplib.SMTP:
         connection = smtplib.SMTP(self._host, self._port, timeout=self._timeout_s)
@@ -135,11 +147,44 @@ class Mailer:
                     self._open_connections.remove(connection)
             _hang_up(connection, politely=False)
 
+    def _plain_email(self, *, to: str, subject: str, body: str, message_id: str, date: str) -> bytes | None:
+        """The email's bytes for the common case, written directly; None for any other case.
+
+        The common case is every notification the handlers send: no extra headers, each header a
+        line of printable ASCII that needs no folding (`PlainHeadersAsGiven` keeps those as given),
+        and a body of ASCII lines of at most 78 characters (sent as 7bit). For it the bytes are
+        exactly those `smtplib.SMTP.send_message` writes for `_build`'s message
+        (`tests/unit/test_email_plain.py` holds them equal); building that message and flattening
+        it with the `email` package cost several times the CPU of the rest of a delivery.
+        """
+        _check_message_id(message_id)
+        fields = (
+            ("Message-ID", message_id),
+            ("Date", date),
+            ("From", self._sender),
+            ("To", to),
+            ("Subject", subject),
+            ("Auto-Submitted", "auto-generated"),
+        )
+        if not (body.isascii() and all(_kept_as_given(name, value) for name, value in fields)):
+            return None
+        lines = body.encode("ascii").splitlines()
+        if any(len(line) > _MAX_LINE for line in lines):
+            return None
+        head = "".join(f"{name}: {value}\r\n" for name, value in fields) + _PLAIN_TEXT_HEADERS
+        return head.encode("ascii") + b"".join(line + b"\r\n" for line in lines or [b""])
+
     def _build(
-        self, *, to: str, subject: str, body: str, message_id: str, headers: Mapping[str, str] | None
+        self,
+        *,
+        to: str,
+        subject: str,
+        body: str,
+        message_id: str,
+        headers: Mapping[str, str] | None,
+        date: str,
     ) -> EmailMessage:
-        if not (message_id.startswith("<") and message_id.endswith(">") and "@" in message_id):
-            raise InvalidMessage(f"not an RFC 5322 Message-ID: {message_id!r}")
+        _check_message_id(message_id)
         extra = dict(headers or {})
         clashing = sorted(name for name in extra if name.lower() in _RESERVED_HEADERS)
         if clashing:
@@ -147,7 +192,7 @@ class Mailer:
         message = EmailMessage(policy=PLAIN_HEADERS_AS_GIVEN)
         try:
             message["Message-ID"] = message_id
-            message["Date"] = format_datetime(datetime.now(UTC))
+            message["Date"] = date
             message["From"] = self._sender
             message["To"] = to
             message["Subject"] = subject
@@ -174,12 +219,7 @@ class PlainHeadersAsGiven(EmailPolicy):
     """
 
     def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
-        if (
-            isinstance(value, str)
-            and name.lower() not in _READ_BACK
-            and _PRINTABLE_ASCII.fullmatch(value)
-            and len(name) + 2 + len(value) <= (self.max_line_length or 78)
-        ):
+        if isinstance(value, str) and _kept_as_given(name, value):
             return name, value
         return super().header_store_parse(name, value)
 
@@ -189,6 +229,28 @@ PLAIN_HEADERS_AS_GIVEN = PlainHeadersAsGiven()
 #: when stored, rather than at every read.
 _READ_BACK = frozenset({"content-type", "content-transfer-encoding", "content-disposition", "mime-version"})
 _PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
+#: The default policy's line length: a longer body line is not sent as 7bit, a longer header is folded.
+_MAX_LINE = 78
+#: What `EmailMessage.set_content` adds for a 7bit plain-text body, as the generator writes it.
+_PLAIN_TEXT_HEADERS = (
+    'Content-Type: text/plain; charset="utf-8"\r\n'
+    "Content-Transfer-Encoding: 7bit\r\n"
+    "MIME-Version: 1.0\r\n\r\n"
+)
+
+
+def _kept_as_given(name: str, value: str) -> bool:
+    """A header written exactly as given: printable ASCII on one line, no folding, not MIME's own."""
+    return (
+        name.lower() not in _READ_BACK
+        and _PRINTABLE_ASCII.fullmatch(value) is not None
+        and len(name) + 2 + len(value) <= _MAX_LINE
+    )
+
+
+def _check_message_id(message_id: str) -> None:
+    if not (message_id.startswith("<") and message_id.endswith(">") and "@" in message_id):
+        raise InvalidMessage(f"not an RFC 5322 Message-ID: {message_id!r}")
 
 
 def mailer_from_settings(settings: Settings) -> Mailer:
