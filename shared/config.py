@@ -306,6 +306,15 @@ class Settings(BaseSettings):
         pattern="^(?i:debug|info|warning|error|critical)$",
         description="Root log level (`circulate --verbose` means DEBUG).",
     )
+    log_buffer_ms: int = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description=(
+            "Workers and the API write their lines below WARNING together, at most this long after "
+            "the first (0: each at once); a warning or an error writes them and itself at once."
+        ),
+    )
 
     # Metrics
     metrics_host: str = Field(default="127.0.0.1", description="Bind address of the Prometheus endpoints.")

@@ -43,6 +43,7 @@ import structlog
 from structlog.processors import CallsiteParameter, CallsiteParameterAdder
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from shared.line_buffer import PendingLines
 from shared.redaction import email_spans, replace_spans, truncate
 
 #: Libraries that log every connection, frame or request at INFO.
@@ -330,16 +331,24 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     Dramatiq points `sys.stderr` of each worker process at a pipe its main process reads (so lines
     of several processes never interleave); a handler built before that, in the main process and
     inherited through fork, must follow it there. Inside `lines_held` a record is formatted at
-    once and its line kept until the block ends.
+    once and its line kept until the block ends. With `pending` (`shared.line_buffer`), a line
+    below WARNING waits up to its interval for others; a line at WARNING or above writes the
+    waiting lines and itself at once, in that order.
     """
+
+    pending: PendingLines | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         held: list[str] | None = getattr(_held, "lines", None)
-        if held is None:
-            super().emit(record)
-            return
         try:
-            held.append(self.format(record) + self.terminator)
+            if held is not None:
+                held.append(self.format(record) + self.terminator)
+            elif self.pending is None:
+                super().emit(record)
+            elif record.levelno < logging.WARNING:
+                self.pending.add(self.format(record) + self.terminator)
+            else:  # called under the handler's lock, as `write_pending` takes it
+                self._write([*self.pending.take(), self.format(record) + self.terminator])
         except RecursionError:
             raise
         except Exception:
@@ -348,13 +357,24 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def write_lines(self, lines: list[str]) -> None:
         """Write held lines in one go (one write to Dramatiq's pipe, one read by its main process)."""
         with self.lock:  # type: ignore[union-attr]
-            try:
-                self.stream.write("".join(lines))
-                self.flush()
-            except Exception:
-                # As `logging.Handler.handleError`: a failed write never breaks the caller.
-                if logging.raiseExceptions:
-                    traceback.print_exc(file=sys.__stderr__)
+            self._write([*(self.pending.take() if self.pending else ()), *lines])
+
+    def write_pending(self) -> None:
+        """Write the lines `pending` holds (its thread, and the exit hooks, call this)."""
+        with self.lock:  # type: ignore[union-attr]
+            if self.pending is not None:
+                self._write(self.pending.take())
+
+    def _write(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        try:
+            self.stream.write("".join(lines))
+            self.flush()
+        except Exception:
+            # As `logging.Handler.handleError`: a failed write never breaks the caller.
+            if logging.raiseExceptions:
+                traceback.print_exc(file=sys.__stderr__)
 
     @property
     def stream(self) -> TextIO:
@@ -369,12 +389,21 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 _handler: _StderrHandler | None = None
 
 
-def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
+def buffer_lines(buffer_s: float) -> None:
+    """From now on, lines below WARNING wait up to `buffer_s` to be written together (0: none do)."""
+    if _handler is not None:
+        _handler.write_pending()  # what waits under the interval it had
+        _handler.pending = PendingLines(_handler.write_pending, buffer_s) if buffer_s > 0 else None
+
+
+def configure_logging(*, level: str = "INFO", json: bool = True, buffer_s: float = 0.0) -> None:
     """Route every stdlib and structlog record through one redacting handler on stderr.
 
     Replaces the root logger's handlers (logging.basicConfig's, Dramatiq's), so calling it again,
     as each worker process does after Dramatiq's own set-up, leaves exactly one handler.
-    Noisy libraries are held at WARNING unless `level` is DEBUG.
+    Noisy libraries are held at WARNING unless `level` is DEBUG. With `buffer_s`, lines below
+    WARNING are written together at most that long after the first of them (`shared.line_buffer`:
+    the workers and the API, whose every message or request writes a line).
     """
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
@@ -388,6 +417,7 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
     global _handler
     handler = _handler = _StderrHandler()
     handler.setFormatter(build_formatter(json=json))
+    buffer_lines(buffer_s)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

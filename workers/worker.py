@@ -100,4 +100,8 @@ def run_dramatiq(argv: Sequence[str]) -> int:
 
 
 def _configure_logging(settings: Settings) -> None:
-    configure_logging(level=settings.log_level, json=settings.log_format == "json")
+    configure_logging(
+        level=settings.log_level,
+        json=settings.log_format == "json",
+        buffer_s=settings.log_buffer_ms / 1000,
+    )

@@ -84,7 +84,11 @@ def app_from_environment() -> FastAPI:
     from shared.logs import configure_logging
 
     settings = Settings()
-    configure_logging(level=settings.log_level, json=settings.log_format == "json")
+    configure_logging(
+        level=settings.log_level,
+        json=settings.log_format == "json",
+        buffer_s=settings.log_buffer_ms / 1000,
+    )
     return create_app(settings)
 
 
@@ -106,4 +110,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int | None = Non
     if processes > 1:  # each process builds its own app from the same environment
         uvicorn.run("workers.api.app:app_from_environment", factory=True, workers=processes, **options)
     else:
+        from shared.logs import buffer_lines
+
+        buffer_lines(settings.log_buffer_ms / 1000)  # as app_from_environment does in each process
         uvicorn.run(create_app(settings), **options)

@@ -24,7 +24,11 @@ from workers.worker import build_worker_broker
 
 def boot() -> None:
     settings = Settings()
-    configure_logging(level=settings.log_level, json=settings.log_format == "json")
+    configure_logging(
+        level=settings.log_level,
+        json=settings.log_format == "json",
+        buffer_s=settings.log_buffer_ms / 1000,
+    )
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     broker, resources = build_worker_broker(settings)
     broker.middleware = [m for m in broker.middleware if not isinstance(m, MetricsServer)]
