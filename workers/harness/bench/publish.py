@@ -3,6 +3,8 @@
 Raw publishing has no database at all: it is the ceiling for the relay, which also claims rows
 (`FOR UPDATE SKIP LOCKED`), publishes with the same window, and marks them. Both run in this
 process, so their CPU is this process's (`time.process_time`), polling included for the relay.
+Both are timed from open connections: raw from its open channel, the relay from the commit of a
+backlog it is already listening for.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import psycopg
 
 from shared.config import Settings
 from shared.db import connect_options
+from shared.heartbeat import LoopHeartbeat
+from shared.outbox import WAKE_CHANNEL
 from workers.harness.bench.consume import circulate_body
 from workers.harness.bench.env import QUEUE, BenchEnv, publish
 from workers.harness.bench.report import Figure
@@ -31,34 +35,64 @@ def raw(env: BenchEnv, settings: Settings, label: str, messages: int) -> Figure:
 
 
 def relay(env: BenchEnv, settings: Settings, label: str, messages: int) -> Figure:
-    """Fill the outbox, start the relay, time until no row is left unpublished."""
+    """Start the relay on an empty outbox; once it is connected and idle, commit the rows (with
+    the relay's wake-up, as a producer does) and time from that commit until none is unpublished.
+
+    Raw publishing is timed from an open channel, so the relay is too: its connections (two lanes,
+    the listener, the channel) are set up before the clock starts. Only the relay's CPU from the
+    commit on is counted, not the insert's.
+    """
     env.purge(settings)
     env.reset_tables()
-    with psycopg.connect(env.dsn, **connect_options(settings)) as conn, conn.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO outbox (message_id, queue_name, actor_name, body) VALUES (%s, %s, 'bench', %s)",
-            [(uuid.uuid4(), QUEUE, circulate_body(i)) for i in range(messages)],
-        )
-    cpu = time.process_time()
-    elapsed = asyncio.run(_relay_until_drained(env, settings))
-    return _figure(f"relay-{label}", f"outbox relay ({label})", messages, elapsed, time.process_time() - cpu)
+    rows = [(uuid.uuid4(), QUEUE, circulate_body(i)) for i in range(messages)]
+    elapsed, cpu = asyncio.run(_relay_backlog(env, settings, rows))
+    return _figure(f"relay-{label}", f"outbox relay ({label})", messages, elapsed, cpu)
 
 
-async def _relay_until_drained(env: BenchEnv, settings: Settings) -> float:
+class _LanesReady(LoopHeartbeat):
+    """Set once every lane has finished a pass: the relay is connected, listening and idle."""
+
+    def __init__(self, lanes: int) -> None:
+        super().__init__(None, loops=lanes)
+        self._lanes, self._seen = lanes, set[int]()
+        self.ready = asyncio.Event()
+
+    def progressed(self, loop: int = 0, *, at: float | None = None) -> None:
+        super().progressed(loop, at=at)
+        self._seen.add(loop)
+        if len(self._seen) == self._lanes:
+            self.ready.set()
+
+
+async def _relay_backlog(
+    env: BenchEnv, settings: Settings, rows: list[tuple[uuid.UUID, str, bytes]]
+) -> tuple[float, float]:
+    """The seconds and the CPU seconds from the rows' commit until the relay has published them."""
     stop = asyncio.Event()
-    started = time.perf_counter()
-    task = asyncio.create_task(run_relay(settings, stop))
-    options = connect_options(settings)
-    async with await psycopg.AsyncConnection.connect(env.dsn, autocommit=True, **options) as conn:
-        while True:
-            cursor = await conn.execute("SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT 1")
-            if await cursor.fetchone() is None:
-                break
-            await asyncio.sleep(0.01)
-    elapsed = time.perf_counter() - started
-    stop.set()
-    await task
-    return elapsed
+    lanes = _LanesReady(settings.relay_lanes)
+    task = asyncio.create_task(run_relay(settings, stop, lanes))
+    try:
+        await asyncio.wait_for(lanes.ready.wait(), timeout=STARTUP_S)
+        options = connect_options(settings)
+        async with await psycopg.AsyncConnection.connect(env.dsn, **options) as conn:
+            async with conn.cursor() as cursor:
+                await cursor.executemany(_INSERT, rows)
+            await conn.execute(f"NOTIFY {WAKE_CHANNEL}")
+            await conn.commit()
+            cpu, started = time.process_time(), time.perf_counter()
+            await conn.set_autocommit(True)
+            while await (await conn.execute(_UNPUBLISHED)).fetchone() is not None:
+                await asyncio.sleep(0.01)
+            return time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        stop.set()
+        await task
+
+
+#: How long the relay may take to connect (seconds) before the measurement is given up.
+STARTUP_S = 60.0
+_INSERT = "INSERT INTO outbox (message_id, queue_name, actor_name, body) VALUES (%s, %s, 'bench', %s)"
+_UNPUBLISHED = "SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT 1"
 
 
 def _figure(key: str, name: str, messages: int, elapsed: float, cpu: float) -> Figure:
