@@ -8,13 +8,11 @@ redaction.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import structlog
 from sqlalchemy import select
 
 from shared.dead_letters.models import DeadLetter
@@ -22,22 +20,16 @@ from shared.logs import configure_logging
 from shared.runtime import Runtime
 from tasks.fulfilment.models import Order
 from tests.factories import envelope_for, message_kwargs, place_order
+from tests.fixtures.logs import logging_restored
 from tests.fixtures.services import publish_raw, queue_depth, wait_until
 
 
 @pytest.fixture
 def redacting_logs() -> Iterator[None]:
     """The worker's own logging set-up for the test, the process's put back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    configure_logging(level="INFO", json=True)
-    yield
-    structlog.reset_defaults()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
+    with logging_restored():
+        configure_logging(level="INFO", json=True)
+        yield
 
 
 def _body(kwargs: dict[str, Any], message_id: str) -> bytes:

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from shared.logs import configure_logging, lines_held
+from tests.fixtures.logs import logging_restored
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,15 +39,8 @@ class Written:
 @pytest.fixture
 def stderr(capsys: pytest.CaptureFixture[str]) -> Iterator[Written]:
     """The handler's lines, with the process's logging put back as it was afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield Written(capsys)
-    structlog.reset_defaults()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
+    with logging_restored():
+        yield Written(capsys)
 
 
 def test_lines_below_warning_wait_and_leave_together(stderr: Written) -> None:
