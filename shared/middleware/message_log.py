@@ -28,6 +28,7 @@ import dramatiq
 import structlog
 from dramatiq.middleware import Middleware
 
+from shared.logs import log_fields
 from shared.middleware.metrics import attempt_of, classify, labels
 from shared.outcome import Outcome
 from shared.tracing import trace_id
@@ -93,7 +94,7 @@ class MessageLog(Middleware):
         exception = getattr(message, "_exception", None)
         if outcome is not Outcome.SUCCEEDED and exception is not None:
             fields["error_type"] = type(exception).__name__
-        logger.log(_LEVELS[outcome], "message %s", outcome.value, extra=fields)
+        log_fields(logger, _LEVELS[outcome], f"message {outcome.value}", fields)
 
 
 def message_ids(message: Any) -> dict[str, str | None]:

@@ -21,6 +21,7 @@ import uuid
 
 from starlette.types import ASGIApp, Scope
 
+from shared.logs import log_fields
 from shared.tracing import accept_traceparent
 
 logger = logging.getLogger("circulate.api")
@@ -68,4 +69,4 @@ def log_request(route: str, scope: Scope, status: int, seconds: float, ids: dict
         "duration_ms": round(seconds * 1000, 1),
         **ids,
     }
-    logger.log(level, "http request", extra=fields)
+    log_fields(logger, level, "http request", fields)
