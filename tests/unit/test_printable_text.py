@@ -3,24 +3,12 @@ every text: what a field refuses did not change."""
 
 from __future__ import annotations
 
-import unicodedata
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.values import ALLOWED_FORMAT_CHARACTERS, REFUSED_CATEGORIES, refused_character
-
-
-def scanned(text: str) -> tuple[int, str] | None:
-    """The rule itself, a category lookup per character."""
-    for position, character in enumerate(text):
-        if (
-            unicodedata.category(character) in REFUSED_CATEGORIES
-            and character not in ALLOWED_FORMAT_CHARACTERS
-        ):
-            return position, character
-    return None
+from shared.values import _scan as scanned  # the rule itself: a category lookup per character
+from shared.values import refused_character
 
 
 @pytest.mark.parametrize(
