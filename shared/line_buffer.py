@@ -25,6 +25,7 @@ import atexit
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from multiprocessing import util as multiprocessing_util
 
@@ -37,6 +38,10 @@ class PendingLines:
         self._lines: list[str] = []
         self._due = threading.Event()
         self._writer_pid: int | None = None
+        # A forked child starts with a copy of the lines its parent holds, which the parent
+        # writes: the child forgets them (Dramatiq and uvicorn fork from a process that logs).
+        forget = weakref.WeakMethod(self._forget_inherited_lines)
+        os.register_at_fork(after_in_child=lambda: (method := forget()) and method())
 
     def add(self, line: str) -> None:
         """Hold `line`; it is written at most `interval_s` after the oldest line held."""
@@ -50,6 +55,9 @@ class PendingLines:
         """The lines held, in the order they were added; none are held afterwards."""
         lines, self._lines = self._lines, []
         return lines
+
+    def _forget_inherited_lines(self) -> None:
+        self._lines = []
 
     def _start_writer(self) -> None:
         self._writer_pid = os.getpid()

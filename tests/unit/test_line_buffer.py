@@ -103,3 +103,29 @@ def test_a_process_that_exits_normally_writes_what_waits(where: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "written before the exit" in done.stderr
+
+
+def test_a_forked_child_does_not_write_its_parents_waiting_lines_again() -> None:
+    """Dramatiq and uvicorn fork their worker processes from a process that logs too: a line the
+    parent holds at the fork is the parent's to write, once."""
+    script = textwrap.dedent(
+        """
+        import logging, multiprocessing
+        from shared.logs import configure_logging
+
+        def child():
+            logging.getLogger("tests.line_buffer").info("from the child")
+
+        if __name__ == "__main__":
+            configure_logging(level="INFO", json=True, buffer_s=60)
+            logging.getLogger("tests.line_buffer").info("from the parent, before the fork")
+            process = multiprocessing.get_context("fork").Process(target=child)
+            process.start()
+            process.join()
+        """
+    )
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("from the parent, before the fork") == 1, done.stderr
+    assert done.stderr.count("from the child") == 1, done.stderr
