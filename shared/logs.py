@@ -44,6 +44,7 @@ import structlog
 from structlog.processors import CallsiteParameter, CallsiteParameterAdder
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from shared.config import Settings
 from shared.line_buffer import PendingLines
 from shared.redaction import email_spans, replace_spans, truncate
 
@@ -385,23 +386,16 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     pending: PendingLines | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        held: list[str] | None = getattr(_held, "lines", None)
         try:
-            if held is not None:
-                held.append(self.format(record) + self.terminator)
-            elif self.pending is None:
-                super().emit(record)
-            elif record.levelno < logging.WARNING:
-                self.pending.add(self.format(record) + self.terminator)
-            else:  # called under the handler's lock, as `write_pending` takes it
-                self._write([*self.pending.take(), self.format(record) + self.terminator])
+            self.write_line(self.format(record) + self.terminator, record.levelno)
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
 
     def write_line(self, line: str, levelno: int) -> None:
-        """A line formatted already (`log_fields`), written as `emit` writes a record's."""
+        """A formatted line (a record's, or `log_fields`'): held by `lines_held`, kept by `pending`
+        when below WARNING, or written at once after whatever `pending` kept."""
         held: list[str] | None = getattr(_held, "lines", None)
         with self.lock:  # type: ignore[union-attr]
             if held is not None:
@@ -451,6 +445,15 @@ def buffer_lines(buffer_s: float) -> None:
     if _handler is not None:
         _handler.write_pending()  # what waits under the interval it had
         _handler.pending = PendingLines(_handler.write_pending, buffer_s) if buffer_s > 0 else None
+
+
+def configure_logging_from(settings: Settings) -> None:
+    """`configure_logging` as the settings ask, lines held (the workers and the API)."""
+    configure_logging(
+        level=settings.log_level,
+        json=settings.log_format == "json",
+        buffer_s=settings.log_buffer_ms / 1000,
+    )
 
 
 def configure_logging(*, level: str = "INFO", json: bool = True, buffer_s: float = 0.0) -> None:

@@ -88,8 +88,9 @@ _INSERT = (
 )
 #: A row due now, and the relay's wake-up in the same statement (no extra round trip). Several in
 #: one transaction are folded into one notification by Postgres. For producers' own transactions
-#: (`shared.enqueue`: the CLI, tests, re-drives), whose few commits may well wait on the
-#: notification lock; the API's intake and the unit of work send `WAKE_RELAY` after their commit.
+#: (`shared.enqueue`: the CLI, tests, re-drives) and the API's intake, whose transaction is this one
+#: statement and holds no lock while it waits on the notification lock; the unit of work, whose
+#: transactions hold the rows their handlers locked, sends `WAKE_RELAY` after its commit instead.
 INSERT_DUE_AND_WAKE = (
     "INSERT INTO outbox (message_id, queue_name, actor_name, body) "
     "SELECT %(message_id)s, %(queue_name)s, %(actor_name)s, %(body)s "

@@ -18,7 +18,7 @@ from shared.actors import bind_actors
 from shared.broker import CirculateBroker, build_broker
 from shared.config import Settings
 from shared.heartbeat import clear_beats
-from shared.logs import configure_logging
+from shared.logs import configure_logging_from
 from shared.middleware.batch import BatchedHandling
 from shared.middleware.dead_letter import DeadLetterRecorder
 from shared.middleware.heartbeat import Heartbeat
@@ -71,7 +71,7 @@ def boot() -> None:
     (no `--skip-logging`) this replaces the text handler Dramatiq's CLI installed in the process.
     """
     settings = Settings()
-    _configure_logging(settings)
+    configure_logging_from(settings)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="pika")
     broker, _ = build_worker_broker(settings)
     dramatiq.set_broker(broker)
@@ -92,16 +92,8 @@ def run_dramatiq(argv: Sequence[str]) -> int:
     from dramatiq.cli import main, make_argument_parser
 
     settings = Settings()
-    _configure_logging(settings)
+    configure_logging_from(settings)
     if settings.heartbeat_dir:
         clear_beats(Path(settings.heartbeat_dir))  # beats of an earlier start never count
     args = make_argument_parser().parse_args([*argv, "--skip-logging"])  # type: ignore[no-untyped-call]
     return int(main(args) or 0)  # type: ignore[no-untyped-call]
-
-
-def _configure_logging(settings: Settings) -> None:
-    configure_logging(
-        level=settings.log_level,
-        json=settings.log_format == "json",
-        buffer_s=settings.log_buffer_ms / 1000,
-    )

@@ -81,14 +81,10 @@ def app_from_environment() -> FastAPI:
     serves its own /metrics: a scrape sees the process that answered (run one process per
     container where every request must be counted by one scrape).
     """
-    from shared.logs import configure_logging
+    from shared.logs import configure_logging_from
 
     settings = Settings()
-    configure_logging(
-        level=settings.log_level,
-        json=settings.log_format == "json",
-        buffer_s=settings.log_buffer_ms / 1000,
-    )
+    configure_logging_from(settings)
     return create_app(settings)
 
 

@@ -16,7 +16,7 @@ import dramatiq
 from shared.actors import bind_actors
 from shared.broker import UNDECODABLE_ACTOR, build_broker
 from shared.config import Settings
-from shared.logs import configure_logging
+from shared.logs import configure_logging_from
 from shared.middleware.metrics import MetricsServer
 from workers.harness.bench.work import RECORD_SALE, bind_bare_actor
 from workers.worker import build_worker_broker
@@ -24,11 +24,7 @@ from workers.worker import build_worker_broker
 
 def boot() -> None:
     settings = Settings()
-    configure_logging(
-        level=settings.log_level,
-        json=settings.log_format == "json",
-        buffer_s=settings.log_buffer_ms / 1000,
-    )
+    configure_logging_from(settings)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     broker, resources = build_worker_broker(settings)
     broker.middleware = [m for m in broker.middleware if not isinstance(m, MetricsServer)]
