@@ -198,8 +198,9 @@ class Driver:
             self._count("cancels")
 
     def _refuse(self, refusal: Refusal) -> None:
-        """Send a request the API must refuse, and note whether it answered as documented."""
-        response = self.api.post(refusal.path, json=refusal.body)
+        """Send a request the API must refuse, and note whether it answered as documented (a 503
+        while the database restarts is tried again, as for every other request of the run)."""
+        response = self._post(self.api, refusal.path, json=refusal.body)
         problem = None
         if response.status_code != refusal.status:
             problem = f"HTTP {response.status_code} {response.text[:200]}"
