@@ -1,7 +1,8 @@
 """The end-to-end section: orders posted open loop to a full stack, timed to `confirmed` and the label.
 
 Every process runs as in the demo (`workers.harness.demo.stack`: API, carrier sandbox, SMTP sink,
-relay, 2 x 8 workers), on a database and vhost of this section's own (`<bench>_e2e`). At each
+relay, workers), on a database and vhost of this section's own (`<bench>_e2e`), except that the
+workers run as one process of 8 threads (`WORKERS`, see `worker_shape`). At each
 rate in `RATES` orders are posted on a schedule (`load.offer`), whatever the answers, for
 `BENCH_E2E_SECONDS` (default 15); then the section waits until every accepted order has its label
 (or `SETTLE_S` passes) and reads the orders' history (`order_transitions`). The latency of an
@@ -46,6 +47,8 @@ STEPS = (80.0, 120.0, 160.0, 220.0, 300.0)
 DURATION_S = float(os.environ.get("BENCH_E2E_SECONDS", "15"))
 STEP_DURATION_S = 10.0
 SETTLE_S = 60.0
+#: The workers' processes x threads; `BENCH_E2E_WORKERS` (e.g. "2x8") to run another shape.
+WORKERS = os.environ.get("BENCH_E2E_WORKERS", "1x8")
 UNDER_S = 1.0
 #: How long each message of the window waited in the outbox for the relay: one wait per hop.
 _RELAY_WAITS = (
@@ -78,6 +81,8 @@ class RateResult:
     cpu_ms_per_order: dict[str, float]
     #: The 1-minute load average before and after the rate.
     load_average: tuple[float, float]
+    #: The workers' processes x threads.
+    workers: str
 
 
 def section(context: BenchContext, run: int) -> list[Figure]:
@@ -88,11 +93,39 @@ def section(context: BenchContext, run: int) -> list[Figure]:
     return figures(results)
 
 
-def e2e_settings(bench: Settings) -> Settings:
-    """The bench settings with a database and a vhost of this section's own."""
+def e2e_settings(bench: Settings, workers: str = WORKERS) -> Settings:
+    """The bench settings with a database and a vhost of this section's own, and `workers`' shape."""
     url = make_url(bench.database_url)
     database_url = url.set(database=f"{url.database}_e2e").render_as_string(hide_password=False)
-    return bench.model_copy(update={"database_url": database_url, "amqp_url": f"{bench.amqp_url}_e2e"})
+    processes, threads = worker_shape(workers)
+    return bench.model_copy(
+        update={
+            "database_url": database_url,
+            "amqp_url": f"{bench.amqp_url}_e2e",
+            "worker_processes": processes,
+            "worker_threads": threads,
+        }
+    )
+
+
+def worker_shape(text: str) -> tuple[int, int]:
+    """Processes x threads from text such as "1x8".
+
+    One process by default, as every worker pod runs (deploy/k8s sets CIRCULATE_WORKER_PROCESSES=1
+    and scales by pods). Here all of the stack shares one host of two cores with PostgreSQL and
+    RabbitMQ: a second worker process only competes for the same cores, and it splits each burst
+    of follow-ups between two work queues, so fewer of them are applied together in one
+    transaction (`shared.middleware.batch`). Against the demo's 2 x 8, in interleaved runs at 50
+    orders/s, one process of 8 threads took 12 % less worker CPU per order and about half the
+    `confirmed` p95 (docs/development/benchmarks-http.md, sixth round).
+    """
+    processes, sep, threads = text.lower().partition("x")
+    if not sep or not processes.strip().isdigit() or not threads.strip().isdigit():
+        raise ValueError(f"BENCH_E2E_WORKERS must look like 1x8 (processes x threads), not {text!r}")
+    shape = int(processes), int(threads)
+    if min(shape) < 1:
+        raise ValueError(f"BENCH_E2E_WORKERS needs at least one process and one thread, not {text!r}")
+    return shape
 
 
 def measure(settings: Settings) -> list[RateResult]:
@@ -162,9 +195,11 @@ def _at_rate(
         hops=hops,
         cpu_ms_per_order=cpu_ms,
         load_average=(load_before, os.getloadavg()[0]),
+        workers=f"{settings.worker_processes}x{settings.worker_threads}",
     )
     print(
-        f"  e2e {rate:5.0f} orders/s: {result.accepted} accepted ({result.not_accepted} not); "
+        f"  e2e {rate:5.0f} orders/s, workers {result.workers}: "
+        f"{result.accepted} accepted ({result.not_accepted} not); "
         f"confirmed p50/p95/p99 {_ms(result.confirmed_ms)}; label {_ms(result.label_ms)}"
         + (f"; {result.missing_label} without a label" if result.missing_label else "")
         + f"; relay wait per hop {_ms(result.relay_wait_ms)}, {result.messages_per_order} messages/order"
@@ -222,7 +257,8 @@ def figures(results: list[RateResult]) -> list[Figure]:
         extra = {"confirmed": r.confirmed_ms, "label_purchased": r.label_ms, "accepted": r.accepted,
                  "not_accepted": r.not_accepted, "missing_label": r.missing_label,
                  "relay_wait": r.relay_wait_ms, "messages_per_order": r.messages_per_order,
-                 "cpu_ms_per_order": r.cpu_ms_per_order, "load_average": list(r.load_average),
+                 "cpu_ms_per_order": r.cpu_ms_per_order, "workers": r.workers,
+                 "load_average": list(r.load_average),
                  "hops": [asdict(hop) for hop in r.hops]}  # fmt: skip
         out.append(
             Figure(

@@ -74,7 +74,8 @@ def start_stack(
     start("sandbox", sandbox, env=env, ready=http_ok(f"{sandbox_url}/healthz"))
     # The relay and the workers boot side by side; both are waited for before any order is sent.
     relay = start("relay", circulate("relay"), env=env, ready=None)
-    # CIRCULATE_WORKER_PROCESSES / _THREADS (2 x 8 by default): the scaling guide's runs vary them.
+    # CIRCULATE_WORKER_PROCESSES / _THREADS (2 x 8 by default): the scaling guide's runs vary them;
+    # the bench's e2e section runs 1 x 8 (workers.harness.bench.e2e.worker_shape).
     worker = circulate("worker", "--processes", str(settings.worker_processes),
                        "--threads", str(settings.worker_threads))  # fmt: skip
     start("worker", worker, env=env, ready=consumers_on_every_queue(settings), timeout_s=60)
