@@ -8,6 +8,7 @@ import dramatiq
 import pytest
 from sqlalchemy import text
 
+from shared.config import Settings
 from shared.middleware.batch import BatchedHandling
 from shared.runtime import Runtime
 from tests.factories import envelope_for, message_kwargs, place_order
@@ -55,3 +56,11 @@ def test_messages_expected_to_take_the_budget_each_are_handled_alone(broker, run
 def test_without_a_budget_the_backlog_is_one_batch(broker, runtime, batching):
     batching.budget_s = 0.0
     assert transactions_for_a_backlog(broker, runtime, expected_s=0.06) == 1
+
+
+def test_the_default_budget_keeps_batches_of_eight_millisecond_handlers_to_three(broker, runtime, batching):
+    """20 ms (`worker_batch_budget_ms`): a member's follow-ups wait for the batch's commit, and at
+    50 orders/s, with 50 ms, that wait was most of each hop's time to the relay."""
+    assert batching.budget_s == Settings().worker_batch_budget_ms / 1000 == 0.02
+    # 8 members expected at 8 ms each: batches of 3, 3 and 2 (the third member reaches 24 ms)
+    assert transactions_for_a_backlog(broker, runtime, expected_s=0.008) == 3
