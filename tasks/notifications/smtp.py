@@ -12,12 +12,14 @@ to recover after a relay restart.
 
 from __future__ import annotations
 
+import binascii
 import re
 import smtplib
 import ssl
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from email import quoprimime
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime
@@ -169,10 +171,16 @@ class Mailer:
         if not (body.isascii() and all(_kept_as_given(name, value) for name, value in fields)):
             return None
         lines = body.encode("ascii").splitlines()
-        if any(len(line) > _MAX_LINE for line in lines):
+        head = "".join(f"{name}: {value}\r\n" for name, value in fields)
+        if all(len(line) <= _MAX_LINE for line in lines):
+            return (head + _plain_text_headers("7bit")).encode("ascii") + b"".join(
+                line + b"\r\n" for line in lines or [b""]
+            )
+        encoded = _quoted_printable(lines)
+        if encoded is None:
             return None
-        head = "".join(f"{name}: {value}\r\n" for name, value in fields) + _PLAIN_TEXT_HEADERS
-        return head.encode("ascii") + b"".join(line + b"\r\n" for line in lines or [b""])
+        body_lines = encoded.replace("\n", "\r\n")
+        return (head + _plain_text_headers("quoted-printable") + body_lines).encode("ascii")
 
     def _build(
         self,
@@ -231,12 +239,34 @@ _READ_BACK = frozenset({"content-type", "content-transfer-encoding", "content-di
 _PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")
 #: The default policy's line length: a longer body line is not sent as 7bit, a longer header is folded.
 _MAX_LINE = 78
-#: What `EmailMessage.set_content` adds for a 7bit plain-text body, as the generator writes it.
-_PLAIN_TEXT_HEADERS = (
-    'Content-Type: text/plain; charset="utf-8"\r\n'
-    "Content-Transfer-Encoding: 7bit\r\n"
-    "MIME-Version: 1.0\r\n\r\n"
-)
+#: The lines of a body from which `EmailMessage.set_content` picks its transfer encoding.
+_SNIFFED_LINES = 10
+
+
+def _plain_text_headers(transfer_encoding: str) -> str:
+    """What `EmailMessage.set_content` adds for a plain-text body, as the generator writes it."""
+    return (
+        'Content-Type: text/plain; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {transfer_encoding}\r\n"
+        "MIME-Version: 1.0\r\n\r\n"
+    )
+
+
+def _quoted_printable(lines: list[bytes]) -> str | None:
+    """ASCII lines, one of them too long for 7bit, as `set_content` encodes them: quoted-printable
+    (lines ending in "\\n"), or None where its rule picks base64 (the email package writes that).
+
+    The rule (`email.contentmanager._encode_text`) encodes the first ten lines both ways and keeps
+    quoted-printable unless it came out longer; the encoder is the one it calls. Notifications
+    reach here whenever a line carries an order id and an amount: most of them.
+    """
+    sniffed = "".join(line.decode("ascii") + "\n" for line in lines[:_SNIFFED_LINES])
+    sniffed_qp = quoprimime.body_encode(sniffed, _MAX_LINE)
+    if len(sniffed_qp) > len(binascii.b2a_base64(sniffed.encode("ascii"))):
+        return None
+    if len(lines) <= _SNIFFED_LINES:
+        return sniffed_qp
+    return quoprimime.body_encode(b"".join(line + b"\n" for line in lines).decode("ascii"), _MAX_LINE)
 
 
 def _kept_as_given(name: str, value: str) -> bool:
