@@ -79,19 +79,17 @@ async def relay_once(
 
 
 def _publishes(rows: list[_Row]) -> list[Publish]:
-    """One persistent JSON message per row, under the row's message id. One timestamp per pass:
-    AMQP's is in whole seconds."""
+    """One message per row, under the row's message id. One timestamp per pass: AMQP's is in
+    whole seconds."""
     now = datetime.now(UTC)
-    return [
-        Publish(
-            queue_name,
-            body,
-            spec.Basic.Properties(
-                delivery_mode=2, content_type="application/json", message_id=message_id, timestamp=now
-            ),
-        )
-        for _, message_id, queue_name, body in rows
-    ]
+    return [Publish(queue, body, properties(message_id, now)) for _, message_id, queue, body in rows]
+
+
+def properties(message_id: str, timestamp: datetime) -> spec.Basic.Properties:
+    """What every relayed message carries: persistent JSON under its outbox row's message id."""
+    return spec.Basic.Properties(
+        delivery_mode=2, content_type="application/json", message_id=message_id, timestamp=timestamp
+    )
 
 
 async def open_channel(amqp_urls: Sequence[str]) -> tuple[aiormq.abc.AbstractConnection, AbstractChannel]:

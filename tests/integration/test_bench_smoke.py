@@ -13,7 +13,14 @@ from workers.harness.bench import consume
 from workers.harness.bench.cli import bench
 from workers.harness.bench.env import BenchEnv
 
-PUBLISHED = {"raw-classic", "relay-classic", "raw-quorum", "relay-quorum"}
+PUBLISHED = {
+    "raw-classic",
+    "raw-framed-classic",
+    "relay-classic",
+    "raw-quorum",
+    "raw-framed-quorum",
+    "relay-quorum",
+}
 
 
 @pytest.fixture
@@ -36,6 +43,7 @@ def test_the_bench_writes_its_figures_and_the_core_drains_a_backlog(bench_env, t
     assert result.exit_code == 0, result.output
     assert "outbox relay (quorum)" in result.output
     assert "relay / raw publish (quorum)" in result.output
+    assert "relay / raw framed (quorum)" in result.output
     document = json.loads(report.read_text())
     assert {r["key"] for r in document["results"]} == PUBLISHED
     assert all(r["median"] > 0 and r["cpu_s_per_1k"] is not None for r in document["results"])

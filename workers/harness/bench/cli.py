@@ -121,5 +121,7 @@ def ratios(summaries: list[Summary]) -> list[tuple[str, float | None, str]]:
         ("bare (quorum) / stock (classic), msg/s: the queue type's cost", rate("bare", "stock"), "reported"),
         ("relay / raw publish (quorum), msg/s", rate("relay-quorum", "raw-quorum"), ">= 0.9"),
         ("relay / raw publish (classic), msg/s", rate("relay-classic", "raw-classic"), ">= 0.9"),
+        ("relay / raw framed (quorum), msg/s", rate("relay-quorum", "raw-framed-quorum"), "reported"),
+        ("relay / raw framed (classic), msg/s", rate("relay-classic", "raw-framed-classic"), "reported"),
         *http_ratios(summaries),
     ]

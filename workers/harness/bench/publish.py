@@ -1,6 +1,9 @@
-"""The publish section: the outbox relay against a raw windowed-confirm publish of the same bodies.
+"""The publish section: the outbox relay against raw windowed-confirm publishes of the same bodies.
 
-Raw publishing has no database at all: it is the ceiling for the relay, which also claims rows
+Raw publishing has no database at all. It comes in two kinds: `raw`, the client library's own
+per-message `basic_publish` awaited in windows (what a producer writes first), and `raw-framed`,
+the relay's own publisher (`shared.amqp_batch`: a window marshalled as one payload, with the
+relay's properties) without the database: the ceiling for the relay, which also claims rows
 (`FOR UPDATE SKIP LOCKED`), publishes with the same window, and marks them. Both run in this
 process, so their CPU is this process's (`time.process_time`), polling included for the relay.
 Both are timed from open connections: raw from its open channel, the relay from the commit of a
@@ -12,13 +15,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
+from typing import cast
 
+import aiormq
 import psycopg
+from pamqp import commands as spec
 
+from shared.amqp_batch import Publish, publish_batch
 from shared.config import Settings
 from shared.db import connect_options
 from shared.heartbeat import LoopHeartbeat
 from shared.outbox import WAKE_CHANNEL
+from shared.relay import open_channel
+from shared.relay import properties as _relay_properties
 from workers.harness.bench.consume import circulate_body
 from workers.harness.bench.env import QUEUE, BenchEnv, publish
 from workers.harness.bench.report import Figure
@@ -32,6 +42,35 @@ def raw(env: BenchEnv, settings: Settings, label: str, messages: int) -> Figure:
     elapsed = publish(settings.amqp_url, bodies)
     cpu = time.process_time() - cpu
     return _figure(f"raw-{label}", f"raw windowed-confirm publish ({label})", messages, elapsed, cpu)
+
+
+def raw_framed(env: BenchEnv, settings: Settings, label: str, messages: int) -> Figure:
+    env.purge(settings)
+    bodies = [circulate_body(i) for i in range(messages)]
+    cpu = time.process_time()
+    elapsed = asyncio.run(_publish_framed(settings, bodies, settings.relay_batch_size))
+    cpu = time.process_time() - cpu
+    name = f"raw framed-batch publish ({label})"
+    return _figure(f"raw-framed-{label}", name, messages, elapsed, cpu)
+
+
+async def _publish_framed(settings: Settings, bodies: list[bytes], window: int) -> float:
+    """The relay's publishes (its properties, its windows) from an open channel, no database."""
+    connection, channel = await open_channel(settings.amqp_urls)
+    try:
+        started = time.perf_counter()
+        for start in range(0, len(bodies), window):
+            now = datetime.now(UTC)
+            publishes = [
+                Publish(QUEUE, body, _relay_properties(str(uuid.uuid4()), now))
+                for body in bodies[start : start + window]
+            ]
+            outcomes = await publish_batch(cast(aiormq.Channel, channel), publishes)
+            if not all(isinstance(outcome, spec.Basic.Ack) for outcome in outcomes):
+                raise RuntimeError("the broker refused part of a raw framed batch")
+        return time.perf_counter() - started
+    finally:
+        await connection.close()
 
 
 def relay(env: BenchEnv, settings: Settings, label: str, messages: int) -> Figure:

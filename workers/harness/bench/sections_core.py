@@ -25,8 +25,10 @@ def publish(context: BenchContext, run: int) -> list[Figure]:
     env, n = context.env, context.messages
     return [
         publish_section.raw(env, env.classic, "classic", n),
+        publish_section.raw_framed(env, env.classic, "classic", n),
         publish_section.relay(env, env.classic, "classic", n),
         publish_section.raw(env, env.quorum, "quorum", n),
+        publish_section.raw_framed(env, env.quorum, "quorum", n),
         publish_section.relay(env, env.quorum, "quorum", n),
     ]
 
