@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from shared.metrics_runtime import worker_metrics_env
 from shared.middleware.metrics import MessageMetrics, MetricsServer
 from tests.factories import envelope_for, message_kwargs, place_order
 from tests.fixtures.services import wait_until
+from workers.harness.demo.supervisor import free_port
 from workers.worker import build_worker_broker
 
 
@@ -33,12 +33,6 @@ def boot() -> None:
         if not any(isinstance(middleware, kind) for middleware in broker.middleware):
             broker.add_middleware(kind())
     dramatiq.set_broker(broker)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

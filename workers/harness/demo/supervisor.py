@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -48,26 +49,68 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
 
+#: Listening ports are handed out from here, below the kernel's ephemeral range (see `free_port`).
+#: Below 30000 also keeps them clear of what a RabbitMQ node's CLI tools bind: its distribution
+#: port + 10000 to + 10010, and the nodes the tests start take their distribution ports from here.
+LISTEN_PORTS = range(20000, 30000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A port of 127.0.0.1 that was free a moment ago (the OS picks it when binding port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port of 127.0.0.1 that was free a moment ago, for a server about to listen on it.
+
+    Not one the OS picks for port 0: those come from the ephemeral range
+    (`net.ipv4.ip_local_port_range`, 32768-60999 here), which every outgoing connection takes its
+    local port from too. A stack of processes opening connections to PostgreSQL and RabbitMQ could
+    take such a port between this pick and the server's bind, and the server failed with 'Address
+    already in use'. A port of `LISTEN_PORTS` is taken only by a listener; one is never handed out
+    twice by a process, so two servers started together do not get the same one.
+    """
+    ports = _listen_ports()
+    if not ports:
+        return _ephemeral_port()
+    for _ in range(200):
+        port = random.choice(ports)
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    raise OSError(f"no free port found in {ports.start}-{ports.stop - 1} on 127.0.0.1")
 
 
 def free_port_block(size: int) -> int:
     """The first of `size` consecutive free ports (the metrics ports: workers, relay +1, exporter +2)."""
-    for _ in range(50):
-        first = free_port()
-        try:
-            with contextlib.ExitStack() as held:
-                for port in range(first, first + size):
-                    sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return first
+    ports = _listen_ports() or range(1024, 65536 - size)
+    for _ in range(200):
+        first = random.choice(ports[: len(ports) - size] or ports)
+        block = range(first, first + size)
+        if _handed_out.isdisjoint(block) and all(_bindable(port) for port in block):
+            _handed_out.update(block)
+            return first
     raise OSError(f"no {size} consecutive free ports found on 127.0.0.1")
+
+
+def _listen_ports() -> range:
+    """`LISTEN_PORTS`, cut short where this machine's ephemeral range starts lower."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    return range(LISTEN_PORTS.start, min(LISTEN_PORTS.stop, low))
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ephemeral_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def http_ok(url: str) -> Probe:
