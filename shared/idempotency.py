@@ -11,8 +11,9 @@ import enum
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, Uuid, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -42,9 +43,12 @@ class Claim(enum.Enum):
 
 def content_hash(kind: str, payload: Payload) -> str:
     """Stable hash of what a message asks for, to tell a replay from a key reused for other content."""
-    canonical = json.dumps(
-        {"kind": kind, "payload": payload.model_dump(mode="json")}, sort_keys=True, separators=(",", ":")
-    )
+    return content_hash_of(kind, payload.model_dump(mode="json"))
+
+
+def content_hash_of(kind: str, payload_data: Mapping[str, Any]) -> str:
+    """`content_hash` of a payload already dumped as JSON data (`model_dump(mode="json")`)."""
+    canonical = json.dumps({"kind": kind, "payload": payload_data}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

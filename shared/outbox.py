@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,16 +46,22 @@ class OutboxRow(Base):
     )
 
 
-def encode_message(envelope: Envelope, payload: Payload) -> bytes:
+def encode_message(
+    envelope: Envelope, payload: Payload, *, payload_data: Mapping[str, Any] | None = None
+) -> bytes:
     """The Dramatiq wire form: actor name is the payload kind, kwargs are envelope and payload.
 
     No `eta`: a delayed row waits in the outbox until due and is published as an ordinary message.
+    `payload_data` is the payload already dumped as JSON data, where the caller has it.
     """
     message = {
         "queue_name": payload.queue,
         "actor_name": payload.kind,
         "args": [],
-        "kwargs": {"envelope": envelope.model_dump(mode="json"), "payload": payload.model_dump(mode="json")},
+        "kwargs": {
+            "envelope": envelope.model_dump(mode="json"),
+            "payload": payload.model_dump(mode="json") if payload_data is None else payload_data,
+        },
         "options": {},
         "message_id": str(envelope.message_id),
         "message_timestamp": int(envelope.produced_at.timestamp() * 1000),

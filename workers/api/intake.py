@@ -21,6 +21,7 @@ was answered gets that answer, however stale its body has become since.
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,6 +33,7 @@ from psycopg.errors import DivisionByZero
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
+from starlette.responses import Response
 
 from shared.messages import Envelope, Payload
 from shared.outbox import INSERT_DUE_AND_WAKE, encode_message
@@ -69,6 +71,8 @@ class Submission:
     #: `idempotency.request_hash` of the request, compared when its key comes back.
     digest: str
     payload: Payload
+    #: `payload.model_dump(mode="json")`, dumped once for the digest, the content hash and the body.
+    payload_data: dict[str, Any]
     message_key: str
     order_id: uuid.UUID
     correlation_id: str | None
@@ -83,6 +87,15 @@ class Submission:
             correlation_id=self.correlation_id or str(uuid.uuid4()),
             traceparent=child_of(accept_traceparent(self.traceparent)),
         )
+
+    @cached_property
+    def accepted_json(self) -> str:
+        """The 202 answer's body, encoded once: sent, and remembered under the Idempotency-Key.
+
+        Encoded as Starlette's `JSONResponse` renders a body, so the answer is the same bytes.
+        """
+        body = _accepted_body(self, self.envelope)
+        return json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
 
 class _Answered(Exception):
@@ -103,7 +116,7 @@ async def submit(
     *,
     refusals: dict[Acceptance | None, ApiError],
     refused_before: ApiError | None = None,
-) -> JSONResponse:
+) -> Response:
     """Accept `submission` (202), replay its key's first answer, or raise the refusal that applies.
 
     `refusals` maps what the admission found (None: nothing to act on, CONFLICT: another body)
@@ -115,7 +128,7 @@ async def submit(
         raise refused_before
     try:
         if admission.first_time is not None and await _accept_first_time(pool, submission, admission):
-            return JSONResponse(status_code=202, content=_accepted_body(submission, submission.envelope))
+            return _accepted(submission)
         return await _accept(pool, submission, admission, refusals)
     except _Answered as answered:
         return answered.response
@@ -165,20 +178,19 @@ def _first_time_statement(admit: str, *, keyed: bool) -> str:
 def _params(submission: Submission, admission: Admission, envelope: Envelope) -> dict[str, Any]:
     return {
         **admission.params,
-        **_outbox_row(envelope, submission.payload),
+        **_outbox_row(envelope, submission),
         "service": submission.service,
         "key": submission.http_key,
         "request_digest": submission.digest,
         "status": 202,
-        "response": Jsonb(_accepted_body(submission, envelope)),
+        "response": Jsonb(submission.accepted_json, dumps=_already_json),
     }
 
 
 async def _accept(
     pool: Pool, submission: Submission, admission: Admission, refusals: dict[Acceptance | None, ApiError]
-) -> JSONResponse:
+) -> Response:
     envelope = submission.envelope
-    accepted = _accepted_body(submission, envelope)
     keyed = bool(submission.http_key)
     statements = ["BEGIN", *([idempotency.REPLAY] if keyed else []), admission.statement, _OUTBOX_INSERT]
     statements += [idempotency.REMEMBER] if keyed else []
@@ -198,7 +210,7 @@ async def _accept(
             if conn.info.transaction_status != TransactionStatus.IDLE:
                 await conn.execute("ROLLBACK")
             raise
-    return JSONResponse(status_code=202, content=accepted)
+    return _accepted(submission)
 
 
 async def _batch(
@@ -230,13 +242,22 @@ def _judge_replay(rows: list[TupleRow], submission: Submission) -> JSONResponse 
     )
 
 
-def _outbox_row(envelope: Envelope, payload: Payload) -> dict[str, Any]:
+def _outbox_row(envelope: Envelope, submission: Submission) -> dict[str, Any]:
+    payload = submission.payload
     return {
         "message_id": envelope.message_id,
         "queue_name": payload.queue,
         "actor_name": payload.kind,
-        "body": encode_message(envelope, payload),
+        "body": encode_message(envelope, payload, payload_data=submission.payload_data),
     }
+
+
+def _accepted(submission: Submission) -> Response:
+    return Response(submission.accepted_json.encode(), status_code=202, media_type="application/json")
+
+
+def _already_json(text: str) -> str:
+    return text
 
 
 def _accepted_body(submission: Submission, envelope: Envelope) -> dict[str, Any]:

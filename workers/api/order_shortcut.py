@@ -102,4 +102,4 @@ def _bearer(authorization: str | None) -> str | None:
 
 
 async def _no_receive() -> Message:
-    raise RuntimeError("the response does not read the request")  # a JSONResponse never calls it
+    raise RuntimeError("the response does not read the request")  # a response never calls it

@@ -20,14 +20,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 from starlette.datastructures import State
 
 from shared.fees import FeeSchedule, MarketCurrencyMismatch, UnknownMarket, fee_schedule_from_settings
-from shared.idempotency import content_hash
+from shared.idempotency import content_hash_of
 from shared.messages import Payload
 from shared.values import PrintableLine
 from tasks.fulfilment.messages import CancelOrder, PlaceOrder
@@ -112,12 +112,14 @@ def _submission(
     message_key: str,
     order_id: uuid.UUID,
 ) -> intake.Submission:
-    canonical = json.dumps(payload.model_dump(mode="json"), sort_keys=True).encode()
+    payload_data = payload.model_dump(mode="json")
+    canonical = json.dumps(payload_data, sort_keys=True).encode()
     return intake.Submission(
         service=service,
         http_key=http_key,
         digest=idempotency.request_hash(method, path, canonical),
         payload=payload,
+        payload_data=payload_data,
         message_key=message_key,
         order_id=order_id,
         correlation_id=correlation_id,
@@ -133,7 +135,7 @@ async def place_order(
     idempotency_key: IdempotencyKey = None,
     correlation_id: CorrelationId = None,
     traceparent: TraceParent = None,
-) -> JSONResponse:
+) -> Response:
     """An order was placed and paid: fulfil it. Answers 202 once the job is durably queued."""
     # Served by `workers.api.order_shortcut` when the request is well formed; this declaration
     # documents the route and answers every request the shortcut hands over.
@@ -159,7 +161,7 @@ async def accept_order(
     http_key: str | None,
     correlation_id: str | None,
     traceparent: str | None,
-) -> JSONResponse:
+) -> Response:
     """`POST /v1/orders` once the body is a valid `PlaceOrder` and the caller may enqueue."""
     submission = _submission(
         method=method,
@@ -173,7 +175,7 @@ async def accept_order(
         order_id=order.order_id,
     )
     admission = accepted.OrderAdmission(
-        order_id=order.order_id, digest=content_hash(order.kind, order), service=service
+        order_id=order.order_id, digest=content_hash_of(order.kind, submission.payload_data), service=service
     )
     conflict = ApiError(
         409,
@@ -199,7 +201,7 @@ async def cancel_order(
     idempotency_key: IdempotencyKey = None,
     correlation_id: CorrelationId = None,
     traceparent: TraceParent = None,
-) -> JSONResponse:
+) -> Response:
     """Ask for a cancellation; fulfilment refuses it if the parcel has already shipped."""
     payload = CancelOrder(order_id=order_id, reason=body.reason if body else "buyer_request")
     submission = _submission(
@@ -219,7 +221,9 @@ async def cancel_order(
             409, "cancel_conflict", f"order {order_id} already has a cancellation with another reason"
         ),
     }
-    admission = accepted.CancelAdmission(order_id=order_id, digest=content_hash(payload.kind, payload))
+    admission = accepted.CancelAdmission(
+        order_id=order_id, digest=content_hash_of(payload.kind, submission.payload_data)
+    )
     return await intake.submit(request.app.state.pool, submission, admission, refusals=refusals)
 
 
