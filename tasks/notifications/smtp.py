@@ -152,12 +152,14 @@ class Mailer:
     def _plain_email(self, *, to: str, subject: str, body: str, message_id: str, date: str) -> bytes | None:
         """The email's bytes for the common case, written directly; None for any other case.
 
-        The common case is every notification the handlers send: no extra headers, each header a
-        line of printable ASCII that needs no folding (`PlainHeadersAsGiven` keeps those as given),
-        and a body of ASCII lines of at most 78 characters (sent as 7bit). For it the bytes are
-        exactly those `smtplib.SMTP.send_message` writes for `_build`'s message
-        (`tests/unit/test_email_plain.py` holds them equal); building that message and flattening
-        it with the `email` package cost several times the CPU of the rest of a delivery.
+        The common case is every notification the handlers send: no extra headers, and each
+        header a line of printable ASCII that needs no folding (`PlainHeadersAsGiven` keeps those
+        as given). The body may be any text: its transfer encoding is picked as
+        `EmailMessage.set_content` picks it (7bit, 8bit for non-ASCII lines that fit, else
+        quoted-printable). For it the bytes are exactly those `smtplib.SMTP.send_message` writes
+        for `_build`'s message (`tests/unit/test_email_plain.py` holds them equal); building that
+        message and flattening it with the `email` package cost several times the CPU of the rest
+        of a delivery. Where the package would pick base64, it writes the email itself.
         """
         _check_message_id(message_id)
         fields = (
@@ -168,19 +170,21 @@ class Mailer:
             ("Subject", subject),
             ("Auto-Submitted", "auto-generated"),
         )
-        if not (body.isascii() and all(_kept_as_given(name, value) for name, value in fields)):
+        if not all(_kept_as_given(name, value) for name, value in fields):
             return None
-        lines = body.encode("ascii").splitlines()
-        head = "".join(f"{name}: {value}\r\n" for name, value in fields)
+        head = "".join(f"{name}: {value}\r\n" for name, value in fields).encode("ascii")
+        try:
+            lines = body.encode("utf-8").splitlines()
+        except UnicodeEncodeError:  # a lone surrogate: the email package's path says what it makes of it
+            return None
         if all(len(line) <= _MAX_LINE for line in lines):
-            return (head + _plain_text_headers("7bit")).encode("ascii") + b"".join(
-                line + b"\r\n" for line in lines or [b""]
-            )
+            # The email package's own test: ASCII is 7bit; anything else 8bit (its policy's cte_type).
+            encoding = "7bit" if body.isascii() else "8bit"
+            return head + _plain_text_headers(encoding) + b"".join(line + b"\r\n" for line in lines or [b""])
         encoded = _quoted_printable(lines)
         if encoded is None:
             return None
-        body_lines = encoded.replace("\n", "\r\n")
-        return (head + _plain_text_headers("quoted-printable") + body_lines).encode("ascii")
+        return head + _plain_text_headers("quoted-printable") + encoded.replace("\n", "\r\n").encode("ascii")
 
     def _build(
         self,
@@ -243,30 +247,32 @@ _MAX_LINE = 78
 _SNIFFED_LINES = 10
 
 
-def _plain_text_headers(transfer_encoding: str) -> str:
+def _plain_text_headers(transfer_encoding: str) -> bytes:
     """What `EmailMessage.set_content` adds for a plain-text body, as the generator writes it."""
     return (
         'Content-Type: text/plain; charset="utf-8"\r\n'
         f"Content-Transfer-Encoding: {transfer_encoding}\r\n"
         "MIME-Version: 1.0\r\n\r\n"
-    )
+    ).encode("ascii")
 
 
 def _quoted_printable(lines: list[bytes]) -> str | None:
-    """ASCII lines, one of them too long for 7bit, as `set_content` encodes them: quoted-printable
-    (lines ending in "\\n"), or None where its rule picks base64 (the email package writes that).
+    """The body's lines (UTF-8), one of them too long for 7bit or 8bit, as `set_content` encodes
+    them: quoted-printable (lines ending in "\\n"), or None where its rule picks base64 (the email
+    package writes that).
 
     The rule (`email.contentmanager._encode_text`) encodes the first ten lines both ways and keeps
-    quoted-printable unless it came out longer; the encoder is the one it calls. Notifications
-    reach here whenever a line carries an order id and an amount: most of them.
+    quoted-printable unless it came out longer; the encoder is the one it calls, on the bytes read
+    as Latin-1 as it reads them. Notifications reach here whenever a line carries an order id and
+    an amount: most of them.
     """
-    sniffed = "".join(line.decode("ascii") + "\n" for line in lines[:_SNIFFED_LINES])
-    sniffed_qp = quoprimime.body_encode(sniffed, _MAX_LINE)
-    if len(sniffed_qp) > len(binascii.b2a_base64(sniffed.encode("ascii"))):
+    sniffed = b"".join(line + b"\n" for line in lines[:_SNIFFED_LINES])
+    sniffed_qp = quoprimime.body_encode(sniffed.decode("latin-1"), _MAX_LINE)
+    if len(sniffed_qp) > len(binascii.b2a_base64(sniffed)):
         return None
     if len(lines) <= _SNIFFED_LINES:
         return sniffed_qp
-    return quoprimime.body_encode(b"".join(line + b"\n" for line in lines).decode("ascii"), _MAX_LINE)
+    return quoprimime.body_encode(b"".join(line + b"\n" for line in lines).decode("latin-1"), _MAX_LINE)
 
 
 def _kept_as_given(name: str, value: str) -> bool:

@@ -51,6 +51,11 @@ BODIES = [
     "Your order d6fb8fc2-9acc-49dc-b069-4fb85a2c89ee is confirmed. Total paid: EUR 52.44.\nThanks\n",
     "total = 5, " + "y" * 80 + " \t\nend ",
     "\n".join(f"line {n} " + "y" * (70 + n) for n in range(14)),  # more lines than the sniffed ten
+    # Not ASCII: 8bit where every line fits, quoted-printable where one does not
+    "Grüße\n",
+    "Bonjour Léa,\n\nVotre commande est confirmée.\n",
+    "Hi Zoé, your order d6fb8fc2-9acc-49dc-b069-4fb85a2c89ee is confirmed. Total paid: EUR 52.44.\n",
+    "\n".join(f"ligne {n} é" + "y" * (70 + n) for n in range(14)),
 ]
 
 
@@ -66,7 +71,7 @@ def test_a_plain_notification_is_written_byte_for_byte_as_before(body: str) -> N
         ("Votre commande est confirmée", "ok\n"),  # RFC 2047 for the subject
         ("A subject long enough that the default policy has to fold it onto a second line", "ok\n"),
         ("two  spaces", "ok\n"),
-        ("ok", "Grüße\n"),  # not ASCII
+        ("ok", "Привет, " * 12 + "\n"),  # quoted-printable longer than base64: base64
         ("ok", "=" * 100 + "\n"),  # quoted-printable longer than base64: the email package picks base64
         ("ok", "a = b " * 30 + "\t\nend "),  # the same
     ],

@@ -11,7 +11,7 @@ import pytest
 
 from shared.errors import InvalidMessage, PermanentError
 from shared.money import Money
-from tasks.notifications import templates
+from tasks.notifications import smtp, templates
 from tasks.notifications.identity import dedupe_key_for, message_id_for
 from tasks.notifications.templates import (
     AUDIENCES,
@@ -214,3 +214,12 @@ def test_a_dedupe_key_part_that_could_collide_is_refused(part: str) -> None:
 def test_a_message_id_domain_that_would_break_the_header_is_refused(domain: str) -> None:
     with pytest.raises(ValueError, match="Message-ID domain"):
         message_id_for("key", domain)
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_every_subject_fits_one_header_line_so_the_mailer_writes_the_email_itself(template: str) -> None:
+    """A subject longer than a header line is folded, which only the `email` package does: about a
+    millisecond of a worker's CPU per email instead of tens of microseconds (`Mailer._plain_email`).
+    Measured with a UUID order id and an amount up to EUR 999.99, as the handlers send them."""
+    subject = render(template, context_for(template, amount="EUR 999.99")).subject
+    assert len("Subject: ") + len(subject) <= smtp._MAX_LINE, subject
