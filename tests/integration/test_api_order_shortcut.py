@@ -135,3 +135,32 @@ def test_an_order_served_by_the_shortcut_is_counted_under_its_route_template(ser
         before = _orders_counted(client)
         assert client.post("/v1/orders", **_json(order_body())).status_code == 202
         assert _orders_counted(client) == before + 1
+
+
+def test_a_request_the_shortcut_serves_skips_the_framework_s_outer_layers(settings, tokens, monkeypatch):
+    """`workers.api.app.CirculateApi` hands a route with a shortcut to the edge directly; the
+    framework's own layers (Starlette's entry and what it wraps around the middleware) see only
+    the other routes."""
+    import starlette.applications
+
+    entered: list[str] = []
+    framework = starlette.applications.Starlette.__call__
+
+    async def entering(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            entered.append(scope["path"])
+        await framework(self, scope, receive, send)
+
+    monkeypatch.setattr(starlette.applications.Starlette, "__call__", entering)
+    with (
+        serve_app(create_app(settings), lifespan="on") as url,
+        httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {tokens['both']}"}, timeout=10
+        ) as client,
+    ):
+        placed = client.post("/v1/orders", **_json(order_body()))
+        declined = client.post("/v1/orders", **_json(b"{not json"))
+        health = client.get("/healthz")
+    assert (placed.status_code, declined.status_code, health.status_code) == (202, 422, 200)
+    # The declined request went on from the edge to the routes inside it, not through the entry
+    assert entered == ["/healthz"]

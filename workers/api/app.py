@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import text
+from starlette.types import Receive, Scope, Send
 
 from shared.config import Settings
 from shared.db import build_engine, build_sessionmaker
@@ -18,6 +19,47 @@ from workers.api.errors import error_response, install_error_handlers, responses
 from workers.api.metrics import install_api_metrics
 from workers.api.pool import build_pool
 from workers.dlq.console.app import build_console
+
+
+class CirculateApi(FastAPI):
+    """FastAPI, with a route that has a shortcut served by `RequestEdge` before the framework's
+    own layers.
+
+    Starlette runs a request through layers of its own around the app's middleware (its
+    server-error layer; FastAPI's telemetry and body-limit layers), each a coroutine call per
+    request and per message sent: about 6 % of the instructions of a `POST /v1/orders`
+    (callgrind, the app driven in-process). A request for a route with a shortcut goes to the
+    edge directly, as the framework would pass it on (`scope["app"]`, the app's `root_path`).
+    Nothing is lost for it: the edge answers an unhandled error with the logged 500 in the error
+    shape and enforces the body limit, the framework's body limit is not configured, and its
+    telemetry, which this app does not configure, traces nothing. A request the shortcut declines
+    goes on from the edge to the layers inside it (exception handlers, routes), as before.
+    """
+
+    _edge: RequestEdge | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            edge = self._edge or self._find_edge()
+            if (scope["method"], scope["path"]) in edge.shortcuts:
+                scope["app"] = self
+                if self.root_path:
+                    scope["root_path"] = self.root_path
+                await edge(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    def _find_edge(self) -> RequestEdge:
+        """The `RequestEdge` in the app's middleware stack (built here if it is not yet)."""
+        if self.middleware_stack is None:
+            self.middleware_stack = self.build_middleware_stack()
+        layer: object = self.middleware_stack
+        while not isinstance(layer, RequestEdge):
+            layer = getattr(layer, "app", None)
+            if layer is None:
+                raise RuntimeError("the API app has no RequestEdge in its middleware")
+        self._edge = layer
+        return layer
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -37,7 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
             await pool.close()
             engine.dispose()
 
-    app = FastAPI(
+    app = CirculateApi(
         title="Circulate enqueue API",
         version="1",
         description="Enqueue marketplace jobs (orders, cancellations) and read order state.",

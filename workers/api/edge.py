@@ -14,7 +14,9 @@ template on its own; every request paid for all of them. `RequestEdge` does, in 
    (`workers.api.metrics`) and its log line (`workers.api.request_log`).
 
 A `Shortcut` serves one hot route (method and exact path) without the framework's routing and
-dependency resolution, inside this layer so every step above still applies to it. It may decline
+dependency resolution, inside this layer so every step above still applies to it; the app
+(`workers.api.app.CirculateApi`) calls this layer directly for such a route, before the
+framework's own outer layers. It may decline
 a request (return False) after reading the body; the request then goes to the app with the body
 replayed, so every answer other than the shortcut's own success is the framework's.
 """
