@@ -66,22 +66,14 @@ def free_port() -> int:
     already in use'. A port of `LISTEN_PORTS` is taken only by a listener; one is never handed out
     twice by a process, so two servers started together do not get the same one.
     """
-    ports = _listen_ports()
-    if not ports:
-        return _ephemeral_port()
-    for _ in range(200):
-        port = random.choice(ports)
-        if port not in _handed_out and _bindable(port):
-            _handed_out.add(port)
-            return port
-    raise OSError(f"no free port found in {ports.start}-{ports.stop - 1} on 127.0.0.1")
+    return free_port_block(1)
 
 
 def free_port_block(size: int) -> int:
     """The first of `size` consecutive free ports (the metrics ports: workers, relay +1, exporter +2)."""
-    ports = _listen_ports() or range(1024, 65536 - size)
+    ports = _listen_ports() or range(1024, 65536)  # an ephemeral range starting below ours: any port
     for _ in range(200):
-        first = random.choice(ports[: len(ports) - size] or ports)
+        first = random.choice(ports[: len(ports) - size + 1])
         block = range(first, first + size)
         if _handed_out.isdisjoint(block) and all(_bindable(port) for port in block):
             _handed_out.update(block)
@@ -105,12 +97,6 @@ def _bindable(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _ephemeral_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http_ok(url: str) -> Probe:
