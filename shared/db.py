@@ -6,13 +6,18 @@ never at import time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, MetaData, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from shared.config import Settings
+
+#: A statement's parameters: psycopg's `%(name)s` (a mapping) or `%s` (a sequence) placeholders.
+Params = Mapping[str, Any] | Sequence[Any] | None
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -82,3 +87,20 @@ def driver_connection(session: Session) -> Any:
     CPU than the statement itself.
     """
     return session.connection().connection.driver_connection
+
+
+def send_together(connection: psycopg.Connection[Any], statements: Sequence[tuple[str, Params]]) -> None:
+    """Run `statements` in order as one query string: one write to the socket, one round trip.
+
+    Their parameters are bound here (psycopg's client-side binding, `ClientCursor.mogrify`, which
+    quotes for this connection) and the string goes by the simple query protocol, which runs
+    every statement in turn and skips the rest after the first error (raised here). psycopg's
+    pipeline mode also makes one round trip of several statements, but it writes each one to the
+    socket as it is queued and parses each in Python on the way: about 40 us of CPU a statement
+    against 20 bound here, and PostgreSQL reads one packet instead of one per statement.
+
+    For writes whose results nobody reads; the statements are not prepared (each is parsed by
+    PostgreSQL every time), which for small writes still costs it less than a packet each.
+    """
+    cursor = psycopg.ClientCursor(connection)
+    cursor.execute(";\n".join(cursor.mogrify(statement, params) for statement, params in statements))

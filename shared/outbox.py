@@ -74,7 +74,7 @@ def encode_message(
 WAKE_CHANNEL = "circulate_outbox"
 
 #: The relay's wake-up as a transaction of its own, sent after the COMMIT of the rows it announces
-#: (the unit of work sends it in the same pipeline: no extra round trip).
+#: (the unit of work sends it in the same query string: no extra round trip).
 #:
 #: PostgreSQL serialises the commits of notifying transactions: `NOTIFY` takes a database-wide lock
 #: at commit and holds it until the commit is over, its WAL flush included. With the wake-up inside
@@ -124,7 +124,7 @@ class Outbox:
     writes the very same keys.
 
     Given a `held` list (the unit of work's), rows are kept there and written together by
-    `write_held` just before the commit, in one statement for the whole transaction (a batch's
+    `take_held` just before the commit, in one statement for the whole transaction (a batch's
     every member): a handler never reads the outbox back, and one round trip per follow-up was
     most of what adding one cost. Without it (a producer's own transaction), each row is written
     as it is added.
@@ -168,14 +168,20 @@ class Outbox:
         return follow_up_key(self.parent_key, payload.kind, suffix)
 
 
-def write_held(connection: Any, rows: list[dict[str, Any]]) -> bool:
-    """Write the rows an `Outbox` held, in one statement, and empty the list.
+@dataclass(frozen=True)
+class HeldRows:
+    """The statement writing the rows an `Outbox` held, for the unit of work's commit to send."""
 
-    True when a row is due now: the caller sends `WAKE_RELAY` once its transaction has committed.
-    """
+    statement: str
+    params: dict[str, Any]
+    #: A row is due now: the relay's wake-up (`WAKE_RELAY`) follows the commit.
+    due_now: bool
+
+
+def take_held(rows: list[dict[str, Any]]) -> HeldRows | None:
+    """The rows an `Outbox` held as one statement (None if there are none); the list is emptied."""
     if not rows:
-        return False
-    due_now = any(row["delay_s"] == 0 for row in rows)
+        return None
     params = {
         "message_ids": [row["message_id"] for row in rows],
         "queue_names": [row["queue_name"] for row in rows],
@@ -183,9 +189,9 @@ def write_held(connection: Any, rows: list[dict[str, Any]]) -> bool:
         "bodies": [row["body"] for row in rows],
         "delays_s": [row["delay_s"] for row in rows],
     }
-    connection.execute(_INSERT_ROWS, params)
+    due_now = any(row["delay_s"] == 0 for row in rows)
     rows.clear()
-    return due_now
+    return HeldRows(_INSERT_ROWS, params, due_now)
 
 
 def follow_up_key(parent_key: str | None, kind: str, suffix: str = "") -> str:

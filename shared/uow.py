@@ -7,7 +7,6 @@ or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -15,15 +14,12 @@ import psycopg
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import crash_points
-from shared.db import driver_connection
+from shared.db import Params, driver_connection, send_together
 from shared.messages import Envelope
-from shared.outbox import WAKE_RELAY, Outbox, write_held
+from shared.outbox import WAKE_RELAY, Outbox, take_held
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
-
-#: A statement's parameters: psycopg's `%(name)s` (a mapping) or `%s` (a sequence) placeholders.
-Params = Mapping[str, Any] | Sequence[Any] | None
 
 
 class UnitOfWork:
@@ -77,8 +73,8 @@ class UnitOfWork:
 
         `execute` waits for each statement's answer, a round trip each. A write whose result
         the handler does not need (a row inserted for the record) can instead travel with the
-        COMMIT, the held outbox rows and the other such writes, pipelined: one round trip for all
-        of them, and for a whole batch's (`shared.batch`). What that costs is the contract:
+        COMMIT, the held outbox rows and the other such writes, as one query string: one round
+        trip for all of them, and for a whole batch's (`shared.batch`). What that costs is the contract:
         nothing in this unit of work sees the write before the commit (neither a later statement
         of the same handler nor another message's handler in the same batch), and an error the
         write raises (a constraint it violates) is raised by `commit`, which rolls everything back.
@@ -110,24 +106,23 @@ class UnitOfWork:
 
     def commit(self) -> None:
         """Commit, with the writes held for it (`write_at_commit`) and the outbox rows held for
-        this transaction (`Outbox`) sent ahead of the COMMIT in one pipeline: one round trip.
+        this transaction (`Outbox`) sent ahead of the COMMIT as one query string: one write to
+        the socket and one round trip (`shared.db.send_together`).
 
         When a held row is due now, the relay's wake-up (`WAKE_RELAY`) follows the COMMIT in the
-        same pipeline as a transaction of its own, so this transaction's commit never waits on
-        PostgreSQL's notification lock; if the COMMIT fails, PostgreSQL skips the rest of the
-        pipeline and no wake-up is sent."""
+        same string as a transaction of its own, so this transaction's commit never waits on
+        PostgreSQL's notification lock; if a statement or the COMMIT fails, PostgreSQL skips the
+        rest of the string and no wake-up is sent."""
         if self._writes or self._held_rows:
-            connection = self._driver()
-            with connection.pipeline():
-                for statement, params in self._writes:
-                    connection.execute(statement, params)
-                self._writes.clear()
-                wake_relay = write_held(connection, self._held_rows)
-                # In the pipeline, whose one Sync at its end answers for all: psycopg's own
-                # commit() there syncs once for the COMMIT and once more leaving the pipeline.
-                connection.execute("COMMIT")
-                if wake_relay:  # its own implicit transaction, ended by the pipeline's Sync
-                    connection.execute(WAKE_RELAY)
+            statements = list(self._writes)
+            self._writes.clear()
+            held = take_held(self._held_rows)
+            if held is not None:
+                statements.append((held.statement, held.params))
+            statements.append(("COMMIT", None))
+            if held is not None and held.due_now:
+                statements.append((WAKE_RELAY, None))
+            send_together(self._driver(), statements)
         # Ends the session's transaction; the connection's is over, so nothing is sent.
         self.session.commit()
         crash_points.reach("worker.after_commit")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from collections.abc import Iterator
-from typing import ClassVar
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
 from sqlalchemy import text
 
+from shared import db
+from shared import uow as uow_module
 from shared.config import Settings
 from shared.db import libpq_url
 from shared.messages import Envelope, Payload
@@ -87,6 +89,17 @@ def test_a_unit_of_work_left_without_its_commit_writes_no_row(clean_db: Runtime)
     assert _rows(clean_db) == []
 
 
+def _recording(joined: list[str]) -> Callable[..., None]:
+    """`send_together`, remembering the string each call sends."""
+
+    def send_together(connection: psycopg.Connection, statements: list[tuple[str, Any]]) -> None:
+        cursor = psycopg.ClientCursor(connection)
+        joined.append(";\n".join(cursor.mogrify(statement, params) for statement, params in statements))
+        db.send_together(connection, statements)
+
+    return send_together
+
+
 def _statements_sent(uow: UnitOfWork) -> list[str]:
     """The SQL of each statement the unit of work's commit sent, in order (libpq's protocol trace)."""
     connection = uow._driver()
@@ -102,7 +115,7 @@ def _statements_sent(uow: UnitOfWork) -> list[str]:
 
 
 def test_the_relay_is_woken_by_a_transaction_of_its_own_after_the_commit(
-    clean_db: Runtime, listener: psycopg.Connection
+    clean_db: Runtime, listener: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The transaction that writes the rows sends no notification: PostgreSQL holds a lock shared
     by every notifying transaction from its commit until its WAL flush is over, and handlers'
@@ -110,15 +123,36 @@ def test_the_relay_is_woken_by_a_transaction_of_its_own_after_the_commit(
     with _uow(clean_db) as uow:
         uow.execute("SELECT 1")  # the transaction has begun
         uow.outbox.add(Ping(n=1))
+        joined: list[str] = []
+        monkeypatch.setattr(uow_module, "send_together", _recording(joined))
         sent = _statements_sent(uow)
 
-    commit = next(i for i, line in enumerate(sent) if '"COMMIT"' in line)
-    notifying = [i for i, line in enumerate(sent) if "pg_notify" in line]
-    assert notifying, sent
-    assert all(i > commit for i in notifying), sent  # nothing before the COMMIT notifies
-    assert "synchronous_commit" in sent[notifying[0]]
+    # libpq's trace shortens long messages: the statements are read as the commit joined them
+    assert len(sent) == 1, sent
+    statements = [line.strip() for line in joined[0].split(";\n")]
+    commit = statements.index("COMMIT")
+    notifying = [i for i, statement in enumerate(statements) if "pg_notify" in statement]
+    assert notifying == [commit + 1], statements  # nothing before the COMMIT notifies
+    assert "synchronous_commit" in statements[notifying[0]]
     assert len(list(listener.notifies(timeout=2))) == 1
     assert _rows(clean_db) == [("1", True)]
+
+
+def test_the_commit_sends_its_writes_rows_and_wake_up_as_one_query(
+    clean_db: Runtime, listener: psycopg.Connection
+) -> None:
+    """One message to PostgreSQL for the whole commit (`shared.db.send_together`): a pipeline
+    wrote each statement to the socket on its own and parsed it in Python on the way."""
+    with _uow(clean_db) as uow:
+        uow.execute("SELECT 1")
+        uow.write_at_commit("SELECT %(n)s::int", {"n": 7})
+        uow.outbox.add(Ping(n=1))
+        uow.outbox.add(Ping(n=2))
+        sent = _statements_sent(uow)
+
+    assert len(sent) == 1 and "\tQuery\t" in sent[0], sent
+    assert len(list(listener.notifies(timeout=2))) == 1
+    assert sorted(_rows(clean_db)) == [("1", True), ("2", True)]
 
 
 def test_the_wake_up_leaves_the_connection_committing_durably(clean_db: Runtime) -> None:
