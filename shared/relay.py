@@ -10,6 +10,7 @@ again, which the consumers' idempotency keys absorb (at-least-once, never lost).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ import aiormq
 import psycopg
 from aiormq.abc import AbstractChannel
 from pamqp import commands as spec
+from psycopg import AsyncClientCursor
+from psycopg.pq import TransactionStatus
 
 from shared import crash_points
 from shared.amqp_batch import Publish, publish_batch
@@ -48,18 +51,32 @@ class PassResult:
     published: int
 
 
+#: The pass's two queries: BEGIN travels with the claim, and COMMIT with the mark.
+_BEGIN_AND_CLAIM = f"BEGIN;\n{_CLAIM}"
+_MARK_AND_COMMIT = f"{_MARK};\nCOMMIT"
+_OPEN = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+
+
 async def relay_once(
     conn: psycopg.AsyncConnection[tuple[object, ...]], channel: AbstractChannel, *, limit: int
 ) -> PassResult:
     """Publish up to `limit` rows; returns how many were claimed and how many confirmed.
 
-    In pipeline mode the transaction's BEGIN travels with the claim, and the mark with the COMMIT:
-    two round trips a pass instead of four, and the first message leaves one round trip sooner.
+    Two round trips a pass, each one query string bound on this side (`AsyncClientCursor`) on an
+    autocommit connection: `BEGIN` and the claim, then the mark and `COMMIT`. psycopg's pipeline
+    mode made the same two round trips, but wrote and parsed each statement on its own (BEGIN,
+    the claim, the mark, COMMIT and two Syncs), about a fifth of the relay's CPU at 50 orders/s.
+    The claim is parsed by PostgreSQL on every pass instead of prepared.
     """
-    async with conn.pipeline(), conn.transaction():
-        cursor = await conn.execute(_CLAIM, {"limit": limit})
+    if not conn.autocommit:
+        await conn.set_autocommit(True)  # the pass's own BEGIN ... COMMIT is its transaction
+    cursor = AsyncClientCursor(conn)
+    try:
+        await cursor.execute(_BEGIN_AND_CLAIM, {"limit": limit})
+        cursor.nextset()
         rows = cast(list[_Row], await cursor.fetchall())
         if not rows:
+            await conn.execute("COMMIT")
             return PassResult(0, 0)
         # aiormq's abstract channel is what `Connection.channel` is typed to return; it makes a `Channel`.
         results = await publish_batch(cast(aiormq.Channel, channel), _publishes(rows))
@@ -73,9 +90,18 @@ async def relay_once(
                 confirmed.append(row[0])
             else:
                 logger.warning("outbox row %s not confirmed by the broker: %r", row[0], result)
-        if confirmed:
-            await conn.execute(_MARK, {"ids": confirmed})
+        await (cursor.execute(_MARK_AND_COMMIT, {"ids": confirmed}) if confirmed else conn.execute("COMMIT"))
+    except BaseException:
+        await _roll_back(conn)
+        raise
     return PassResult(len(rows), len(confirmed))
+
+
+async def _roll_back(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+    """End the pass's transaction after a failure; a lost connection is the caller's to replace."""
+    if conn.info.transaction_status in _OPEN:
+        with contextlib.suppress(psycopg.Error):
+            await conn.execute("ROLLBACK")
 
 
 def _publishes(rows: list[_Row]) -> list[Publish]:
