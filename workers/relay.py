@@ -75,7 +75,10 @@ async def _relay_connected(
     conns: list[psycopg.AsyncConnection[tuple[object, ...]]] = []
     try:
         for _ in range(settings.relay_lanes):
-            conns.append(await psycopg.AsyncConnection.connect(url, **connect_options(settings)))
+            # Autocommit: a pass sends its own BEGIN and COMMIT (`shared.relay.relay_once`).
+            conns.append(
+                await psycopg.AsyncConnection.connect(url, autocommit=True, **connect_options(settings))
+            )
         connection, channel = await open_channel(settings.amqp_urls)
     except BaseException:
         for conn in conns:
