@@ -8,7 +8,9 @@ from shared.actors import ActorSpec, handler_actor
 from tasks.fulfilment import handlers
 from tasks.fulfilment import messages as m
 
-place_order = handler_actor(handlers.place_order, m.PlaceOrder)
+# First among the messages a worker holds: every order's first hop, which confirms it (priorities:
+# docs/writing-a-handler.md).
+place_order = handler_actor(handlers.place_order, m.PlaceOrder, priority=-1)
 cancel_order = handler_actor(handlers.cancel_order, m.CancelOrder)
 record_label = handler_actor(handlers.record_label, m.RecordLabel)
 record_label_rejection = handler_actor(handlers.record_label_rejection, m.RecordLabelRejection)
