@@ -3,7 +3,7 @@
 When messages are already waiting in a worker process (a backlog), a worker thread takes up to
 `worker_batch_size` of them (fewer when their handlers are expected to take
 `worker_batch_budget_ms`, `shared.middleware.batch`) and, in one unit of work: claims every
-idempotency key in one statement (pipelined with BEGIN), calls each message's domain function in
+idempotency key in one statement, calls each message's domain function in
 turn, and commits once.
 Only after that commit is each message acked, so the guarantee is the one-message path's: the
 claims, effects and outbox rows of a message commit together, and a crash before the commit
