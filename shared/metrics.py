@@ -112,6 +112,17 @@ HTTP_REQUEST = Histogram(
     "API request duration, by route template and method.",
     ["route", "method"],
 )
+# New orders the API commits together (workers.api.group_commit)
+API_ORDER_GROUP_SIZE = Histogram(
+    "circulate_api_order_group_size",
+    "New orders sent to PostgreSQL in one statement and one commit by an API process.",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+API_ORDER_GROUPS_REFUSED = Counter(
+    "circulate_api_order_groups_refused_total",
+    "Groups of new orders rolled back because one was not new (a replay, a reused key) or two "
+    "groups waited on each other; each of their orders is then accepted on its own.",
+)
 
 
 class ExporterMetrics:

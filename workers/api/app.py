@@ -16,6 +16,7 @@ from workers.api import carrier, order_shortcut, orders, preferences
 from workers.api.callers import CallerCache
 from workers.api.edge import RequestEdge, Shortcut
 from workers.api.errors import error_response, install_error_handlers, responses
+from workers.api.group_commit import OrderGroupCommit
 from workers.api.metrics import install_api_metrics
 from workers.api.pool import build_pool
 from workers.dlq.console.app import build_console
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.pool = pool = build_pool(settings)
         await pool.open(wait=True)
         app.state.callers = CallerCache(pool, ttl_s=settings.api_token_cache_s)
+        app.state.order_groups = OrderGroupCommit(pool)
         try:
             yield
         finally:

@@ -20,6 +20,7 @@ was answered gets that answer, however stale its body has become since.
 
 from __future__ import annotations
 
+import enum
 import functools
 import json
 import uuid
@@ -98,6 +99,22 @@ class Submission:
         return json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 
 
+class Grouped(enum.Enum):
+    """What became of a new order sent with others (`workers.api.group_commit`)."""
+
+    COMMITTED = "committed"
+    #: Alone in its group and not new (or its key not): judge it step by step.
+    REFUSED = "refused"
+    #: Its group was refused for one of its members, maybe another: try it alone.
+    GROUP_REFUSED = "group_refused"
+
+
+class OrderGroups(Protocol):
+    """`workers.api.group_commit.OrderGroupCommit`: commits a new order with others."""
+
+    async def accept(self, submission: Submission, order: dict[str, Any]) -> Grouped: ...
+
+
 class _Answered(Exception):
     """Leaves the transaction (rolling it back) with an answer that needs no commit."""
 
@@ -116,18 +133,21 @@ async def submit(
     *,
     refusals: dict[Acceptance | None, ApiError],
     refused_before: ApiError | None = None,
+    groups: OrderGroups | None = None,
 ) -> Response:
     """Accept `submission` (202), replay its key's first answer, or raise the refusal that applies.
 
     `refusals` maps what the admission found (None: nothing to act on, CONFLICT: another body)
     to the error answered; `refused_before` is a refusal the route found without the database.
+    With `groups` (an order's admission), a new order is first sent with the others waiting.
     """
     if refused_before is not None:
         if submission.http_key and (stored := await _replayed(pool, submission)) is not None:
             return stored
         raise refused_before
     try:
-        if admission.first_time is not None and await _accept_first_time(pool, submission, admission):
+        first_time = admission.first_time is not None
+        if first_time and await _accepted_first_time(pool, submission, admission, groups):
             return _accepted(submission)
         return await _accept(pool, submission, admission, refusals)
     except _Answered as answered:
@@ -139,6 +159,18 @@ async def submit(
                 409, "idempotency_key_reused", "this Idempotency-Key is in use by another request"
             ) from None
         return stored
+
+
+async def _accepted_first_time(
+    pool: Pool, submission: Submission, admission: Admission, groups: OrderGroups | None
+) -> bool:
+    """Whether the request was committed as new: with a group, else (or if its group was refused
+    for another member's sake) alone."""
+    if groups is not None:
+        grouped = await groups.accept(submission, admission.params)
+        if grouped is not Grouped.GROUP_REFUSED:
+            return grouped is Grouped.COMMITTED
+    return await _accept_first_time(pool, submission, admission)
 
 
 async def _accept_first_time(pool: Pool, submission: Submission, admission: Admission) -> bool:
@@ -178,7 +210,7 @@ def _first_time_statement(admit: str, *, keyed: bool) -> str:
 def _params(submission: Submission, admission: Admission, envelope: Envelope) -> dict[str, Any]:
     return {
         **admission.params,
-        **_outbox_row(envelope, submission),
+        **outbox_row(envelope, submission),
         "service": submission.service,
         "key": submission.http_key,
         "request_digest": submission.digest,
@@ -242,7 +274,7 @@ def _judge_replay(rows: list[TupleRow], submission: Submission) -> JSONResponse 
     )
 
 
-def _outbox_row(envelope: Envelope, submission: Submission) -> dict[str, Any]:
+def outbox_row(envelope: Envelope, submission: Submission) -> dict[str, Any]:
     payload = submission.payload
     return {
         "message_id": envelope.message_id,

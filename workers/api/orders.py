@@ -189,6 +189,7 @@ async def accept_order(
         admission,
         refusals={accepted.Acceptance.CONFLICT: conflict},
         refused_before=_refusal_without_database(state, order),
+        groups=state.order_groups,
     )
 
 
