@@ -156,6 +156,37 @@ def test_new_orders_waiting_together_are_committed_in_one_statement(settings, cl
     assert _count(clean_db, "api_idempotency") == 8
 
 
+def test_a_group_writes_each_order_as_it_would_be_written_alone(settings, clean_db):
+    submissions = [_submission(place_order(), key) for key in ("k-1", None, "k-3")]
+
+    async def scenario(pool: Pool, groups: group_commit.OrderGroupCommit) -> Any:
+        members = [lambda s=s, a=a: groups.accept(s, a.params) for s, a in submissions]
+        return await _in_one_group(settings, pool, groups, members)
+
+    _, outcomes = _run(settings, scenario)
+    assert outcomes == [intake.Grouped.COMMITTED] * 3
+    with clean_db.engine.connect() as connection:
+        for submission, admission in submissions:
+            row = intake.outbox_row(submission.envelope, submission)
+            queued = connection.exec_driver_sql(
+                "SELECT queue_name, actor_name, body FROM outbox WHERE message_id = %(id)s",
+                {"id": row["message_id"]},
+            ).one()
+            assert tuple(queued) == (row["queue_name"], row["actor_name"], row["body"])
+            accepted_row = connection.exec_driver_sql(
+                "SELECT content_hash, service FROM accepted_orders WHERE order_id = %(id)s",
+                {"id": submission.order_id},
+            ).one()
+            assert tuple(accepted_row) == (admission.params["digest"], "checkout")
+            remembered = connection.exec_driver_sql(
+                "SELECT request_hash, status_code, response_body FROM api_idempotency "
+                "WHERE service = 'checkout' AND idempotency_key = %(key)s",
+                {"key": submission.http_key},
+            ).all()
+            expected = [(submission.digest, 202, json.loads(submission.accepted_json))]
+            assert [tuple(r) for r in remembered] == (expected if submission.http_key else [])
+
+
 def test_a_replay_in_a_group_gets_its_first_answer_and_the_others_are_accepted_once(settings, clean_db):
     replayed_order = place_order()
     refused_before = _sample("circulate_api_order_groups_refused_total")

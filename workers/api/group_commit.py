@@ -30,6 +30,7 @@ where alone it waited for its own.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,23 +52,20 @@ MAX_MEMBERS = 64
 #: wake-up, and the remembered answer of each keyed member; then the guard. Rows are inserted in
 #: one order per table (order ids, then keys), so two groups lock a table's rows in the same order.
 STATEMENT = (
-    "WITH input AS (SELECT * FROM unnest("
-    "%(order_ids)s::uuid[], %(digests)s::text[], %(services)s::text[], %(message_ids)s::uuid[], "
-    "%(queue_names)s::text[], %(actor_names)s::text[], %(bodies)s::bytea[], %(keys)s::text[], "
-    "%(request_digests)s::text[], %(responses)s::jsonb[]) WITH ORDINALITY AS member("
-    "order_id, digest, service, message_id, queue_name, actor_name, body, key, request_digest, "
-    "response, n)), "
+    "WITH input AS (SELECT * FROM json_to_recordset(%(members)s::json) AS member("
+    "n int, order_id uuid, digest text, service text, message_id uuid, queue_name text, "
+    "actor_name text, body text, key text, request_digest text, response jsonb)), "
     "admitted AS (INSERT INTO accepted_orders (order_id, content_hash, service) "
     "SELECT order_id, digest, service FROM input ORDER BY order_id "
     "ON CONFLICT (order_id) DO NOTHING RETURNING 1), "
     "queued AS (INSERT INTO outbox (message_id, queue_name, actor_name, body) "
-    "SELECT message_id, queue_name, actor_name, body "
+    "SELECT message_id, queue_name, actor_name, convert_to(body, 'UTF8') "
     f"FROM input, (SELECT pg_notify('{WAKE_CHANNEL}', '')) AS wake ORDER BY n RETURNING 1), "
     "remembered AS (INSERT INTO api_idempotency "
     "(service, idempotency_key, request_hash, status_code, response_body) "
     "SELECT service, key, request_digest, 202, response FROM input WHERE key IS NOT NULL "
     "ORDER BY service, key ON CONFLICT (service, idempotency_key) DO NOTHING RETURNING 1) "
-    "SELECT 1 / ((SELECT count(*) FROM admitted) = %(members)s "
+    "SELECT 1 / ((SELECT count(*) FROM admitted) = %(count)s "
     "AND (SELECT count(*) FROM remembered) = %(keyed)s)::int, (SELECT count(*) FROM queued)"
 )
 
@@ -145,21 +143,25 @@ def _waiting_for(group: list[_Member]) -> list[asyncio.Future[Grouped]]:
 
 
 def _params(group: list[_Member]) -> dict[str, Any]:
-    columns: dict[str, list[Any]] = {
-        name: []
-        for name in (
-            "order_ids", "digests", "services", "message_ids", "queue_names", "actor_names", "bodies",
-            "keys", "request_digests", "responses",
-        )
-    }  # fmt: skip
-    for member in group:
-        submission, row = member.submission, outbox_row(member.submission.envelope, member.submission)
-        values = (
-            member.order["order_id"], member.order["digest"], submission.service, row["message_id"],
-            row["queue_name"], row["actor_name"], row["body"], submission.http_key or None, submission.digest,
-            submission.accepted_json,
-        )  # fmt: skip
-        for column, value in zip(columns.values(), values, strict=True):
-            column.append(value)
+    """The group as one JSON array, a row per member: one parameter for PostgreSQL to take apart.
+
+    Ten typed arrays cost the API about a tenth of its CPU per request at saturation (psycopg
+    dumps every element of an array in Python); the standard library's encoder writes the whole
+    group in C. The outbox body is ASCII JSON (`shared.outbox.encode_message`) and travels as
+    text; the remembered answer is already JSON and goes in as it is.
+    """
+    rows = []
+    for n, member in enumerate(group):
+        submission = member.submission
+        row = outbox_row(submission.envelope, submission)
+        fields = {
+            "n": n, "order_id": str(member.order["order_id"]), "digest": member.order["digest"],
+            "service": submission.service, "message_id": str(row["message_id"]),
+            "queue_name": row["queue_name"], "actor_name": row["actor_name"],
+            "body": row["body"].decode("ascii"), "key": submission.http_key or None,
+            "request_digest": submission.digest,
+        }  # fmt: skip
+        head = json.dumps(fields, separators=(",", ":"))[:-1]
+        rows.append(f'{head},"response":{submission.accepted_json}}}')
     keyed = sum(1 for member in group if member.submission.http_key)
-    return {**columns, "members": len(group), "keyed": keyed}
+    return {"members": f"[{','.join(rows)}]", "count": len(group), "keyed": keyed}
