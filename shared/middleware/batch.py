@@ -32,6 +32,7 @@ from dramatiq.worker import WorkerThread
 from shared.batch import Delivery, apply_batch, batchable
 from shared.broker import acks_held
 from shared.logs import lines_held
+from shared.metrics_held import metrics_held
 
 logger = logging.getLogger(__name__)
 
@@ -153,18 +154,25 @@ class BatchingWorkerThread(WorkerThread):
                 super().process_message(other)
 
     def _process_batch(self, batch: list[Delivery]) -> None:
-        try:
-            apply_batch(batch, self._with_hooks)
-        except BaseException as error:
-            logger.debug("batch of %d abandoned (%r); handling each alone", len(batch), error)
+        # The batch's metrics are written together, once its messages are acked (or dropped, if
+        # it is abandoned: each message is then observed by the one-message path alone).
+        abandoned: BaseException | None = None
+        with metrics_held() as held_metrics:
+            try:
+                apply_batch(batch, self._with_hooks)
+            except BaseException as error:
+                held_metrics.discard()
+                abandoned = error
+            else:
+                # One write for the batch's acks (each still on its own tag) and one for its lines.
+                with acks_held(), lines_held():
+                    for delivery in batch:
+                        self.consumers[delivery.message.queue_name].post_process_message(delivery.message)
+                        self.work_queue.task_done()
+        if abandoned is not None:
+            logger.debug("batch of %d abandoned (%r); handling each alone", len(batch), abandoned)
             for delivery in batch:
                 super().process_message(delivery.message)
-            return
-        # One write for the batch's acks (each still on its own tag) and one for its outcome lines.
-        with acks_held(), lines_held():
-            for delivery in batch:
-                self.consumers[delivery.message.queue_name].post_process_message(delivery.message)
-                self.work_queue.task_done()
 
     def _with_hooks(self, delivery: Delivery, handle: Callable[[], None]) -> None:
         """The member's `process_message` hooks around its domain function, as Dramatiq runs them.

@@ -34,7 +34,7 @@ import dramatiq
 from dramatiq.common import q_name
 from dramatiq.middleware import Middleware
 
-from shared import metrics, outcome
+from shared import metrics, metrics_held, outcome
 from shared.metrics_runtime import mark_this_process_dead, serve_worker_metrics
 from shared.outcome import Outcome
 
@@ -133,7 +133,7 @@ class MessageMetrics(Middleware):
         series.in_progress.inc()
         wait = queue_wait_seconds(message)
         if wait is not None:
-            series.queue_wait.observe(wait)
+            metrics_held.observe(series.queue_wait, wait)
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
@@ -156,7 +156,7 @@ class MessageMetrics(Middleware):
             attempt.raised = raised
             attempt.marked = outcome.take()
             attempt.elapsed_s = time.perf_counter() - attempt.started
-            series.handling.observe(attempt.elapsed_s)
+            metrics_held.observe(series.handling, attempt.elapsed_s)
         finally:
             series.in_progress.dec()
 
@@ -178,7 +178,7 @@ class MessageMetrics(Middleware):
         result = classify(attempt, acked=acked)
         if result is not None:
             queue, actor = (attempt.queue, attempt.actor) if attempt else labels(broker, message)
-            _outcome_counter(queue, actor, result).inc()
+            metrics_held.inc(_outcome_counter(queue, actor, result))
 
 
 def labels(broker: dramatiq.Broker, message: Any) -> tuple[str, str]:

@@ -87,6 +87,46 @@ def test_a_backlog_is_applied_in_batches_with_every_outcome_as_if_one_by_one(bro
     assert _duplicates() - duplicates == 1
 
 
+def _observed(metric: str) -> float:
+    labels = {"queue": "fulfilment", "actor": "fulfilment.place_order"}
+    return REGISTRY.get_sample_value(f"{metric}_count", labels) or 0.0
+
+
+def test_messages_of_an_abandoned_batch_are_observed_once_each(broker, runtime):
+    place = broker.get_actor("fulfilment.place_order")
+    handling = _observed("circulate_message_handling_seconds")
+    waits = _observed("circulate_message_queue_wait_seconds")
+    # Given a backlog whose batches are abandoned: among 40 orders, a cancellation whose handler
+    # fails (its order is unknown) after its batch-mates' handlers ran
+    for index in range(40):
+        payload = place_order()
+        place.send_with_options(kwargs=message_kwargs(payload, envelope_for(payload)))
+        if index in (10, 30):
+            cancel = CancelOrder(order_id=uuid.uuid4())
+            # its key sorts after the orders': it runs last in its batch, after their hooks (`apply_batch`)
+            envelope = Envelope(
+                idempotency_key=f"z-cancel:{cancel.order_id}", kind=cancel.kind, correlation_id="t"
+            )
+            broker.get_actor("fulfilment.cancel_order").send_with_options(
+                kwargs={
+                    "envelope": envelope.model_dump(mode="json"),
+                    "payload": cancel.model_dump(mode="json"),
+                }
+            )
+    # When a worker drains it
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+        wait_until(lambda: len(_dead_letters(runtime)) == 2, timeout=30)
+        broker.join("fulfilment", timeout=20_000)
+        worker.join()
+    finally:
+        worker.stop()
+    # Then each order's delivery was timed and its queue wait observed once, batched or not
+    assert _observed("circulate_message_handling_seconds") - handling == 40
+    assert _observed("circulate_message_queue_wait_seconds") - waits == 40
+
+
 def _dead_letters(runtime: Runtime) -> list[DeadLetter]:
     with runtime.sessions() as session:
         return list(session.scalars(select(DeadLetter)))
