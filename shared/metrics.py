@@ -113,8 +113,8 @@ HTTP_REQUEST = Histogram(
     ["route", "method"],
 )
 # New orders the API commits together (workers.api.group_commit)
-API_ORDER_GROUP_SIZE = Histogram(
-    "circulate_api_order_group_size",
+API_ORDER_GROUP_ORDERS = Histogram(
+    "circulate_api_order_group_orders",
     "New orders sent to PostgreSQL in one statement and one commit by an API process.",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )

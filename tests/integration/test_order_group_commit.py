@@ -140,8 +140,8 @@ def _count(runtime: Runtime, table: str) -> int:
 
 
 def test_new_orders_waiting_together_are_committed_in_one_statement(settings, clean_db):
-    sizes_before = _sample("circulate_api_order_group_size_count")
-    members_before = _sample("circulate_api_order_group_size_sum")
+    sizes_before = _sample("circulate_api_order_group_orders_count")
+    members_before = _sample("circulate_api_order_group_orders_sum")
 
     async def scenario(pool: Pool, groups: group_commit.OrderGroupCommit) -> Any:
         members = [lambda: _submit(pool, groups, place_order(), str(uuid.uuid4())) for _ in range(8)]
@@ -150,8 +150,8 @@ def test_new_orders_waiting_together_are_committed_in_one_statement(settings, cl
     plugged, outcomes = _run(settings, scenario)
     assert [r.status_code for r in plugged + outcomes] == [202] * 10
     # the two plugs went alone, the eight together: three statements for ten orders
-    assert _sample("circulate_api_order_group_size_count") - sizes_before == 3
-    assert _sample("circulate_api_order_group_size_sum") - members_before == 10
+    assert _sample("circulate_api_order_group_orders_count") - sizes_before == 3
+    assert _sample("circulate_api_order_group_orders_sum") - members_before == 10
     assert _count(clean_db, "accepted_orders") == _count(clean_db, "outbox") == 10
     assert _count(clean_db, "api_idempotency") == 8
 

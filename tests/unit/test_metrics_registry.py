@@ -23,6 +23,7 @@ from shared.middleware.metrics import MessageMetrics, MetricsServer, queue_wait_
 
 NAME = re.compile(r"^circulate_[a-z][a-z0-9_]*[a-z0-9]$")
 LABEL = re.compile(r"^[a-z][a-z0-9_]*$")
+HISTOGRAM_UNITS = ("_seconds", "_orders")
 RESERVED_LABELS = {"le", "quantile", "pid"}  # histograms, summaries, multiprocess gauges
 QUEUE, ACTOR = "shipping", "tests.metrics_probe"
 
@@ -52,7 +53,8 @@ def test_every_metric_name_follows_the_conventions() -> None:
         if isinstance(metric, Counter):
             assert name.endswith("_total"), name
         if isinstance(metric, Histogram):
-            assert name.endswith("_seconds"), f"{name}: histograms here measure time, in seconds"
+            # time, in seconds; or a count of things, named (orders per group)
+            assert name.endswith(HISTOGRAM_UNITS), f"{name}: a histogram names its unit"
         if isinstance(metric, Gauge):
             assert not name.endswith("_total"), name
         if re.search(r"_(age|wait)_", name):
