@@ -48,8 +48,22 @@ def content_hash(kind: str, payload: Payload) -> str:
 
 def content_hash_of(kind: str, payload_data: Mapping[str, Any]) -> str:
     """`content_hash` of a payload already dumped as JSON data (`model_dump(mode="json")`)."""
-    canonical = json.dumps({"kind": kind, "payload": payload_data}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return content_hash_of_json(kind, canonical_json(payload_data))
+
+
+def canonical_json(payload_data: Mapping[str, Any]) -> str:
+    """The payload as JSON with sorted keys and no spaces: the text its content hash covers."""
+    return json.dumps(payload_data, sort_keys=True, separators=(",", ":"))
+
+
+def content_hash_of_json(kind: str, canonical: str) -> str:
+    """`content_hash_of` from the payload's `canonical_json`, which a caller may need again.
+
+    The hashed text is `{"kind": kind, "payload": payload}` dumped with sorted keys and no spaces,
+    as it always was: "kind" sorts before "payload", and the payload's own text is `canonical`.
+    """
+    text = f'{{"kind":{json.dumps(kind)},"payload":{canonical}}}'
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 _CLAIM = (

@@ -47,25 +47,32 @@ class OutboxRow(Base):
 
 
 def encode_message(
-    envelope: Envelope, payload: Payload, *, payload_data: Mapping[str, Any] | None = None
+    envelope: Envelope,
+    payload: Payload,
+    *,
+    payload_data: Mapping[str, Any] | None = None,
+    payload_json: str | None = None,
 ) -> bytes:
     """The Dramatiq wire form: actor name is the payload kind, kwargs are envelope and payload.
 
     No `eta`: a delayed row waits in the outbox until due and is published as an ordinary message.
-    `payload_data` is the payload already dumped as JSON data, where the caller has it.
+    `payload_data` is the payload already dumped as JSON data, and `payload_json` already encoded
+    as JSON (`shared.idempotency.canonical_json`), where the caller has them: the API encodes a
+    payload once for its content hash and its message.
     """
-    message = {
+    message: dict[str, Any] = {
         "queue_name": payload.queue,
         "actor_name": payload.kind,
         "args": [],
-        "kwargs": {
-            "envelope": envelope.model_dump(mode="json"),
-            "payload": payload.model_dump(mode="json") if payload_data is None else payload_data,
-        },
         "options": {},
         "message_id": str(envelope.message_id),
         "message_timestamp": int(envelope.produced_at.timestamp() * 1000),
+        "kwargs": {"envelope": envelope.model_dump(mode="json")},
     }
+    if payload_json is not None:  # kwargs is the last key and envelope its only one so far
+        head = json.dumps(message, separators=(",", ":"))[:-2]
+        return f'{head},"payload":{payload_json}}}}}'.encode()
+    message["kwargs"]["payload"] = payload.model_dump(mode="json") if payload_data is None else payload_data
     return json.dumps(message, separators=(",", ":")).encode()
 
 

@@ -74,6 +74,8 @@ class Submission:
     payload: Payload
     #: `payload.model_dump(mode="json")`, dumped once for the digest, the content hash and the body.
     payload_data: dict[str, Any]
+    #: `shared.idempotency.canonical_json(payload_data)`: hashed, and the message's payload.
+    payload_json: str
     message_key: str
     order_id: uuid.UUID
     correlation_id: str | None
@@ -280,7 +282,7 @@ def outbox_row(envelope: Envelope, submission: Submission) -> dict[str, Any]:
         "message_id": envelope.message_id,
         "queue_name": payload.queue,
         "actor_name": payload.kind,
-        "body": encode_message(envelope, payload, payload_data=submission.payload_data),
+        "body": encode_message(envelope, payload, payload_json=submission.payload_json),
     }
 
 

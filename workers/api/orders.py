@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import State
 
 from shared.fees import FeeSchedule, MarketCurrencyMismatch, UnknownMarket, fee_schedule_from_settings
-from shared.idempotency import content_hash_of
+from shared.idempotency import canonical_json, content_hash_of_json
 from shared.messages import Payload
 from shared.values import PrintableLine
 from tasks.fulfilment.messages import CancelOrder, PlaceOrder
@@ -113,6 +113,7 @@ def _submission(
     order_id: uuid.UUID,
 ) -> intake.Submission:
     payload_data = payload.model_dump(mode="json")
+    # The request's digest has its own spelling (stored under Idempotency-Keys since the start).
     canonical = json.dumps(payload_data, sort_keys=True).encode()
     return intake.Submission(
         service=service,
@@ -120,6 +121,7 @@ def _submission(
         digest=idempotency.request_hash(method, path, canonical),
         payload=payload,
         payload_data=payload_data,
+        payload_json=canonical_json(payload_data),
         message_key=message_key,
         order_id=order_id,
         correlation_id=correlation_id,
@@ -175,7 +177,9 @@ async def accept_order(
         order_id=order.order_id,
     )
     admission = accepted.OrderAdmission(
-        order_id=order.order_id, digest=content_hash_of(order.kind, submission.payload_data), service=service
+        order_id=order.order_id,
+        digest=content_hash_of_json(order.kind, submission.payload_json),
+        service=service,
     )
     conflict = ApiError(
         409,
@@ -223,7 +227,7 @@ async def cancel_order(
         ),
     }
     admission = accepted.CancelAdmission(
-        order_id=order_id, digest=content_hash_of(payload.kind, submission.payload_data)
+        order_id=order_id, digest=content_hash_of_json(payload.kind, submission.payload_json)
     )
     return await intake.submit(request.app.state.pool, submission, admission, refusals=refusals)
 
