@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from shared.config import Settings
 from shared.db import libpq_url
+from shared.idempotency import canonical_json
 from shared.outbox import WAKE_CHANNEL
+from tasks.fulfilment.messages import PlaceOrder
 from tests.factories import order_body
 from tests.fixtures.live_api import outbox_count
 from tests.fixtures.services import wait_until
 from workers.api.callers import CallerCache
+from workers.api.idempotency import request_hash
 from workers.api.pool import build_pool
 from workers.api.tokens import Caller, create_token, revoke_tokens
 
@@ -91,3 +96,39 @@ def test_an_accepted_order_wakes_the_relay_when_its_transaction_commits(api, set
         assert api.post("/v1/orders", json=order_body()).status_code == 202
         woken = list(listener.notifies(timeout=10, stop_after=1))
     assert [n.channel for n in woken] == [WAKE_CHANNEL]
+
+
+def _stored_digest(settings: Settings, key: str) -> str:
+    with psycopg.connect(libpq_url(settings)) as conn:
+        row = conn.execute(
+            "SELECT request_hash FROM api_idempotency WHERE idempotency_key = %s", (key,)
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_a_key_is_remembered_with_the_digest_of_the_payload_s_canonical_json(api, settings):
+    body = order_body()
+    assert api.post("/v1/orders", json=body, headers={"Idempotency-Key": "k-digest"}).status_code == 202
+    canonical = canonical_json(PlaceOrder.model_validate(body).model_dump(mode="json"))
+    assert _stored_digest(settings, "k-digest") == request_hash("POST", "/v1/orders", canonical.encode())
+
+
+def test_a_key_remembered_under_the_earlier_digest_still_replays_its_answer(api, settings, runtime):
+    # Given a key remembered as the API stored it before the digest's spelling changed
+    body = order_body()
+    first = api.post("/v1/orders", json=body, headers={"Idempotency-Key": "k-before"})
+    data = PlaceOrder.model_validate(body).model_dump(mode="json")
+    earlier = request_hash("POST", "/v1/orders", json.dumps(data, sort_keys=True).encode())
+    with psycopg.connect(libpq_url(settings)) as conn:
+        conn.execute(
+            "UPDATE api_idempotency SET request_hash = %s WHERE idempotency_key = 'k-before'", (earlier,)
+        )
+    # When the request is retried, and when the key is reused with another body
+    retried = api.post("/v1/orders", json=body, headers={"Idempotency-Key": "k-before"})
+    reused = api.post("/v1/orders", json=order_body(), headers={"Idempotency-Key": "k-before"})
+    # Then the retry gets the first answer, the other body a 409, and one job was queued
+    assert (retried.status_code, retried.headers.get("Idempotent-Replayed")) == (202, "true")
+    assert retried.json() == first.json()
+    assert (reused.status_code, reused.json()["error"]) == (409, "idempotency_key_reused")
+    assert outbox_count(runtime) == 1

@@ -61,6 +61,8 @@ def test_the_accepted_answer_is_encoded_as_the_framework_s_json_response_renders
     submission = Submission(
         service="checkout",
         http_key="key",
+        method="POST",
+        path="/v1/orders",
         digest="d",
         payload=order,
         payload_data=order.model_dump(mode="json"),

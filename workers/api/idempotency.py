@@ -7,6 +7,7 @@ request either happened with its stored response or not at all.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,12 +55,18 @@ REMEMBER = (
 )
 
 
-def judge_replay(row: tuple[Any, ...] | None, digest: str) -> StoredResponse | None:
-    """The stored response for a REPLAY row, None if the key is new; 409 if it was used differently."""
+def judge_replay(
+    row: tuple[Any, ...] | None, digest: str, *, spelled_before: Callable[[], str] | None = None
+) -> StoredResponse | None:
+    """The stored response for a REPLAY row, None if the key is new; 409 if it was used differently.
+
+    `spelled_before` gives the request's digest as an earlier version of the API spelled it, for
+    rows stored then; it is asked only when the stored digest is not `digest`.
+    """
     if row is None:
         return None
     request_hash, status_code, body = row
-    if request_hash != digest:
+    if request_hash != digest and (spelled_before is None or request_hash != spelled_before()):
         raise ApiError(
             409, "idempotency_key_reused", "this Idempotency-Key was already used with another request"
         )

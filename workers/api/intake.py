@@ -69,7 +69,10 @@ class Submission:
 
     service: str
     http_key: str | None
-    #: `idempotency.request_hash` of the request, compared when its key comes back.
+    method: str
+    path: str
+    #: `idempotency.request_hash` of the request (over `payload_json`), compared when its key
+    #: comes back.
     digest: str
     payload: Payload
     #: `payload.model_dump(mode="json")`, dumped once for the digest, the content hash and the body.
@@ -90,6 +93,17 @@ class Submission:
             correlation_id=self.correlation_id or str(uuid.uuid4()),
             traceparent=child_of(accept_traceparent(self.traceparent)),
         )
+
+    @cached_property
+    def digest_spelled_before(self) -> str:
+        """The digest as the API spelled it before 2026-12-07, over the payload's JSON with sorted
+        keys and the encoder's default separators: the keys remembered until then hold it.
+
+        Taken only when a stored digest is not `digest` (`_judge_replay`), so a retry of a
+        request answered before the change is still its replay, not a 409.
+        """
+        canonical = json.dumps(self.payload_data, sort_keys=True).encode()
+        return idempotency.request_hash(self.method, self.path, canonical)
 
     @cached_property
     def accepted_json(self) -> str:
@@ -268,7 +282,10 @@ async def _replayed(pool: Pool, submission: Submission) -> JSONResponse | None:
 
 
 def _judge_replay(rows: list[TupleRow], submission: Submission) -> JSONResponse | None:
-    stored = idempotency.judge_replay(rows[0] if rows else None, submission.digest)
+    row = rows[0] if rows else None
+    stored = idempotency.judge_replay(
+        row, submission.digest, spelled_before=lambda: submission.digest_spelled_before
+    )
     if stored is None:
         return None
     return JSONResponse(

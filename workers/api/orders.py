@@ -14,7 +14,6 @@ schedule the workers load, `placed_at` must be recent, a different body for an a
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
@@ -113,15 +112,16 @@ def _submission(
     order_id: uuid.UUID,
 ) -> intake.Submission:
     payload_data = payload.model_dump(mode="json")
-    # The request's digest has its own spelling (stored under Idempotency-Keys since the start).
-    canonical = json.dumps(payload_data, sort_keys=True).encode()
+    payload_json = canonical_json(payload_data)
     return intake.Submission(
         service=service,
         http_key=http_key,
-        digest=idempotency.request_hash(method, path, canonical),
+        method=method,
+        path=path,
+        digest=idempotency.request_hash(method, path, payload_json.encode()),
         payload=payload,
         payload_data=payload_data,
-        payload_json=canonical_json(payload_data),
+        payload_json=payload_json,
         message_key=message_key,
         order_id=order_id,
         correlation_id=correlation_id,
