@@ -11,6 +11,9 @@ characters included.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
@@ -27,8 +30,20 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 def record(route: str, scope: Scope, status: int, seconds: float) -> None:
     """Count and time one answered request (`workers.api.edge`, once it is answered)."""
     method = _method(scope)
-    metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    metrics.HTTP_REQUEST.labels(route, method).observe(seconds)
+    _requests(route, method, status).inc()
+    _durations(route, method).observe(seconds)
+
+
+# The labelled series, looked up once each: `labels()` validates and locks on every call. Bounded:
+# route templates are the app's, methods one of METHODS or OTHER, statuses the server's own.
+@functools.cache
+def _requests(route: str, method: str, status: int) -> Any:
+    return metrics.HTTP_REQUESTS.labels(route, method, str(status))
+
+
+@functools.cache
+def _durations(route: str, method: str) -> Any:
+    return metrics.HTTP_REQUEST.labels(route, method)
 
 
 def route_template(scope: Scope) -> str:
