@@ -50,25 +50,9 @@ def test_a_backlog_is_applied_in_batches_with_every_outcome_as_if_one_by_one(bro
             reused = payloads[5].model_copy(update={"item_price_minor": 9999})
             place.send_with_options(kwargs=message_kwargs(reused, envelopes[5]))
         if index == 30:
-            cancel = CancelOrder(order_id=uuid.uuid4())
-            cancel_envelope = Envelope(
-                idempotency_key=f"cancel:{cancel.order_id}", kind=cancel.kind, correlation_id="t"
-            )
-            broker.get_actor("fulfilment.cancel_order").send_with_options(
-                kwargs={
-                    "envelope": cancel_envelope.model_dump(mode="json"),
-                    "payload": cancel.model_dump(mode="json"),
-                }
-            )
+            _send_cancel_of_an_unknown_order(broker, key_prefix="cancel")
     # When a worker starts on it
-    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
-    worker.start()
-    try:
-        dead = wait_until(lambda: len(_dead_letters(runtime)) == 2 and _dead_letters(runtime), timeout=30)
-        broker.join("fulfilment", timeout=20_000)
-        worker.join()
-    finally:
-        worker.stop()
+    dead = _drain(broker, runtime, dead_letters=2)
     # Then each order exists once, with its own content, and its key was claimed once
     assert _count(runtime, Order) == ORDERS
     assert _count(runtime, ProcessedMessage) == ORDERS
@@ -102,29 +86,39 @@ def test_messages_of_an_abandoned_batch_are_observed_once_each(broker, runtime):
         payload = place_order()
         place.send_with_options(kwargs=message_kwargs(payload, envelope_for(payload)))
         if index in (10, 30):
-            cancel = CancelOrder(order_id=uuid.uuid4())
             # its key sorts after the orders': it runs last in its batch, after their hooks (`apply_batch`)
-            envelope = Envelope(
-                idempotency_key=f"z-cancel:{cancel.order_id}", kind=cancel.kind, correlation_id="t"
-            )
-            broker.get_actor("fulfilment.cancel_order").send_with_options(
-                kwargs={
-                    "envelope": envelope.model_dump(mode="json"),
-                    "payload": cancel.model_dump(mode="json"),
-                }
-            )
+            _send_cancel_of_an_unknown_order(broker, key_prefix="z-cancel")
     # When a worker drains it
+    _drain(broker, runtime, dead_letters=2)
+    # Then each order's delivery was timed and its queue wait observed once, batched or not
+    assert _observed("circulate_message_handling_seconds") - handling == 40
+    assert _observed("circulate_message_queue_wait_seconds") - waits == 40
+
+
+def _send_cancel_of_an_unknown_order(broker: dramatiq.Broker, *, key_prefix: str) -> None:
+    """A cancellation whose handler fails (`OrderNotYetKnown`) until it is dead-lettered."""
+    cancel = CancelOrder(order_id=uuid.uuid4())
+    envelope = Envelope(
+        idempotency_key=f"{key_prefix}:{cancel.order_id}", kind=cancel.kind, correlation_id="t"
+    )
+    broker.get_actor("fulfilment.cancel_order").send_with_options(
+        kwargs={"envelope": envelope.model_dump(mode="json"), "payload": cancel.model_dump(mode="json")}
+    )
+
+
+def _drain(broker: dramatiq.Broker, runtime: Runtime, *, dead_letters: int) -> list[DeadLetter]:
+    """Run a worker until `dead_letters` messages are dead and the queue is empty; the dead."""
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
     worker.start()
     try:
-        wait_until(lambda: len(_dead_letters(runtime)) == 2, timeout=30)
+        dead = wait_until(
+            lambda: len(_dead_letters(runtime)) == dead_letters and _dead_letters(runtime), timeout=30
+        )
         broker.join("fulfilment", timeout=20_000)
         worker.join()
     finally:
         worker.stop()
-    # Then each order's delivery was timed and its queue wait observed once, batched or not
-    assert _observed("circulate_message_handling_seconds") - handling == 40
-    assert _observed("circulate_message_queue_wait_seconds") - waits == 40
+    return dead
 
 
 def _dead_letters(runtime: Runtime) -> list[DeadLetter]:
