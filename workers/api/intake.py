@@ -94,7 +94,6 @@ class Submission:
             traceparent=child_of(accept_traceparent(self.traceparent)),
         )
 
-    @cached_property
     def digest_spelled_before(self) -> str:
         """The digest as the API spelled it before 2026-12-07, over the payload's JSON with sorted
         keys and the encoder's default separators: the keys remembered until then hold it.
@@ -283,9 +282,7 @@ async def _replayed(pool: Pool, submission: Submission) -> JSONResponse | None:
 
 def _judge_replay(rows: list[TupleRow], submission: Submission) -> JSONResponse | None:
     row = rows[0] if rows else None
-    stored = idempotency.judge_replay(
-        row, submission.digest, spelled_before=lambda: submission.digest_spelled_before
-    )
+    stored = idempotency.judge_replay(row, submission.digest, spelled_before=submission.digest_spelled_before)
     if stored is None:
         return None
     return JSONResponse(
